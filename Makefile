@@ -1,0 +1,44 @@
+# Two entry points that work on a fresh machine:
+#   make demo   set up, train ReActNet-18 on Fashion-MNIST for one epoch, convert, verify
+#   make test   set up, run the test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+FASHION_MNIST := $(or $(LQM_FASHION_MNIST_DIR),/usr/share/datasets/fashion-mnist)
+RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast install dataset
+
+$(BIN)/lqm: setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(BIN)/lqm
+
+dataset:
+	@if [ -e "$(FASHION_MNIST)/train-images-idx3-ubyte.gz" ] || [ -e "$(FASHION_MNIST)/train-images-idx3-ubyte" ]; then \
+		echo "Fashion-MNIST: $(FASHION_MNIST)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; } ; \
+		test -e "$(FASHION_MNIST)/train-images-idx3-ubyte.gz" || { echo "could not install dataset-fashion-mnist" >&2; exit 1; }; \
+	else \
+		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or set LQM_FASHION_MNIST_DIR to a folder of its IDX files" >&2; \
+		exit 1; \
+	fi
+
+demo: install dataset
+	$(BIN)/lqm train reactnet-18 --alpha 0.25 --epochs 1 --output $(RUN)
+	$(BIN)/lqm convert $(RUN)/model.h5 --output $(RUN)/model.tflite --dataset fashion_mnist
+	$(BIN)/lqm evaluate $(RUN)/model.tflite --dataset fashion_mnist
+	@echo "Demo run folder: $(RUN)"
+
+test: install dataset
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: PYTEST_ARGS += -m "not slow"
+test-fast: test

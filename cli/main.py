@@ -1,0 +1,295 @@
+"""`lqm`: train binary networks, convert them with LCE, evaluate and list them.
+
+Every expected failure becomes one line, `Error: ...`, and exit code 1 (click's
+`ClickException`); usage errors exit with 2.
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hides what TensorFlow's C++ start-up writes to stderr (CUDA plugin registration,
+    absl's pre-init notice): it is printed before any log level applies and says nothing
+    to a user. Python exceptions raised meanwhile still surface once stderr is back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with _native_stderr_silenced():
+    import larq_methods  # selects Keras 2 before TensorFlow is imported
+    import tensorflow as tf
+
+# Deprecation chatter from TensorFlow's dependencies is no help on a command line.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
+
+import numpy as np  # noqa: E402
+
+import zoo  # noqa: E402
+from larq_methods import convert as lqconvert  # noqa: E402
+from larq_methods import costs, data, saving, training  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Turns the library's expected failures into click's one-line errors."""
+    try:
+        yield
+    except (
+        zoo.UnknownModelError,
+        data.DatasetError,
+        saving.FileError,
+        lqconvert.ConversionError,
+    ) as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _model_input(model) -> tuple[int, int]:
+    """(image size, channels) of a square image model, Keras or TFLite shape."""
+    shape = model.input_shape if hasattr(model, "input_shape") else model
+    _, height, width, channels = shape
+    if height != width:
+        raise click.ClickException(f"the model's input is {height}x{width}; only square inputs are supported")
+    return height, channels
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(larq_methods.__version__, prog_name="lqm")
+def lqm():
+    """Binary neural networks with recent methods, deployed with the Larq Compute Engine."""
+
+
+@lqm.command()
+@click.argument("pattern", default="*")
+@click.option("--costs", "with_costs", is_flag=True, help="Also count BOPs, FLOPs and OPs at 224x224, 1000 classes.")
+def models(pattern, with_costs):
+    """List the registered models whose names match PATTERN (shell-style, default *)."""
+    names = zoo.list_models(pattern)
+    if not names:
+        raise click.ClickException(f"no model matches {pattern!r}")
+    width = max(len(n) for n in names)
+    if with_costs:
+        click.echo(f"{'model':<{width}}  {'BOPs':>9}  {'FLOPs':>9}  {'OPs':>9}  {'params':>8}  description")
+    for name in names:
+        entry = zoo.get_entry(name)
+        if with_costs:
+            c = costs.count(zoo.create_model(name))
+            tf.keras.backend.clear_session()
+            click.echo(
+                f"{name:<{width}}  {c.bops:9.3g}  {c.flops:9.3g}  {c.ops:9.3g}  "
+                f"{c.params / 1e6:7.2f}M  {entry.description}"
+            )
+        else:
+            click.echo(f"{name:<{width}}  {entry.description}")
+
+
+def _data_options(f):
+    f = click.option("--data-dir", type=click.Path(), help=f"Dataset folder (Fashion-MNIST IDX files; overrides ${data.FASHION_MNIST_ENV}) or TFDS data dir.")(f)
+    f = click.option("--dataset", default="fashion_mnist", show_default=True, help="fashion_mnist (local IDX files) or any tensorflow-datasets name.")(f)
+    return f
+
+
+@lqm.command()
+@click.argument("model_name", metavar="MODEL")
+@_data_options
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's initial rate, decayed linearly to zero.")
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")
+@click.option("--image-size", type=click.IntRange(min=8), help="Input height and width [default: the dataset's].")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels [default: the dataset's].")
+@click.option("--train-split", help="TFDS-style split, e.g. 'train[:10%]' [default: train].")
+@click.option("--eval-split", help="Split to evaluate on [default: test, or validation for ImageNet].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
+def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alpha, image_size, channels, train_split, eval_split, seed, output):
+    """Train MODEL and write a run folder: config.json, history.csv, model.h5."""
+    with one_line_errors():
+        zoo.get_entry(model_name)  # fail on a bad name before touching anything
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(output or f"runs/{model_name}-{dataset}-{stamp}")
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise saving.FileError(f"run folder {run_dir} already exists; choose another --output")
+        default_train, default_eval = data.default_splits(dataset)
+        train_set = data.load(dataset, train_split or default_train, data_dir)
+        eval_set = data.load(dataset, eval_split or default_eval, data_dir)
+        size = image_size or train_set.image_shape[0]
+        if size is None:
+            raise click.ClickException(f"{dataset} has images of varying size; pass --image-size")
+        chans = int(channels or train_set.image_shape[2])
+
+        tf.keras.utils.set_random_seed(seed)
+        model = zoo.create_model(
+            model_name, input_shape=(size, size, chans), num_classes=train_set.num_classes, alpha=alpha
+        )
+        steps = epochs * -(-train_set.num_examples // batch_size)
+        training.compile_classifier(model, learning_rate=learning_rate, total_steps=steps)
+        pipe = dict(image_size=size, channels=chans, batch_size=batch_size)
+        train_data = data.pipeline(train_set, training=True, seed=seed, **pipe)
+        eval_data = data.pipeline(eval_set, training=False, **pipe)
+
+        model_costs = costs.count(model)
+        config = {
+            "model": model_name,
+            "dataset": dataset,
+            "data_dir": data_dir,
+            "train_split": train_set.split,
+            "eval_split": eval_set.split,
+            "input_shape": [size, size, chans],
+            "num_classes": train_set.num_classes,
+            "alpha": alpha,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "schedule": "linear decay to 0 per step",
+            "optimizer": "adam",
+            "seed": seed,
+            "costs": model_costs.as_dict(),
+            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
+            "command": " ".join(sys.argv),
+        }
+        saving.create_run_folder(run_dir)
+        training.write_json(run_dir / "config.json", config)
+        click.echo(
+            f"Training {model_name} (alpha {alpha}, {size}x{size}x{chans}, "
+            f"{model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs) on "
+            f"{train_set.num_examples} {dataset} images for {epochs} epoch(s) -> {run_dir}"
+        )
+        start = time.perf_counter()
+        history = training.fit(model, train_data, eval_data, epochs=epochs, run_dir=run_dir)
+        seconds = time.perf_counter() - start
+        losses = history.history.get("loss", [])
+        if not losses or not np.isfinite(losses[-1]) or "val_accuracy" not in history.history:
+            raise click.ClickException(
+                f"the training loss became NaN in epoch {len(losses)}; no model was saved "
+                f"(see {run_dir / 'history.csv'}); try a lower --learning-rate"
+            )
+        loss, accuracy = history.history["val_loss"][-1], history.history["val_accuracy"][-1]
+        saving.save_model(model, run_dir / "model.h5")
+        results = {"eval_loss": loss, "eval_accuracy": accuracy, "eval_examples": eval_set.num_examples, "train_seconds": seconds}
+        training.write_json(run_dir / "results.json", results)
+    click.echo(
+        f"{eval_set.split} accuracy {accuracy:.4f} on {eval_set.num_examples} images after "
+        f"{seconds:.0f} s; model saved to {run_dir / 'model.h5'}"
+    )
+
+
+@lqm.command()
+@click.argument("model_file", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; a .json report goes beside it.")
+@click.option("--dataset", help="Check parity on this dataset's evaluation images [default: random inputs].")
+@click.option("--data-dir", type=click.Path(), help="Dataset folder, as for `lqm train`.")
+@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True, help="Inputs for the parity check.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Least top-1 agreement between Keras and LCE.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def convert(model_file, output, dataset, data_dir, samples, min_agreement, overwrite):
+    """Convert MODEL_FILE to a TFLite model with LCE and verify it.
+
+    Prints the operator inventory; fails, writing nothing, if any binary convolution did
+    not become an LceBconv2d or if Keras and LCE's interpreter disagree.
+    """
+    with one_line_errors():
+        output = Path(output)
+        report_path = output.with_suffix(".json")
+        for path in (output, report_path):
+            if path.exists() and not overwrite:
+                raise saving.FileError(f"{path} already exists; pass --overwrite to replace it")
+            saving.check_writable(path)
+        model = saving.load_model(model_file)
+        size, chans = _model_input(model)
+        if dataset:
+            _, eval_split = data.default_splits(dataset)
+            source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
+            inputs = data.sample_inputs(source, image_size=size, channels=chans, count=samples)
+            input_desc = f"{dataset}:{source.split}"
+        else:
+            rng = np.random.default_rng(0)
+            inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
+            input_desc = "uniform random in [-1, 1]"
+        with _native_stderr_silenced():  # grappler's and MLIR's notices
+            flatbuffer, report = lqconvert.convert_and_verify(model, inputs, min_agreement=min_agreement)
+        report = {"model_file": str(model_file), "tflite_file": str(output), **report}
+        report["parity"]["inputs"] = input_desc
+        saving.write_bytes(output, flatbuffer)
+        training.write_json(report_path, report)
+
+    click.echo("Operators:")
+    for op, n in report["operators"].items():
+        click.echo(f"  {op:<22} {n}")
+    p = report["parity"]
+    click.echo(
+        f"All {report['binary_convolutions']} binary convolutions are LceBconv2d.\n"
+        f"Parity on {p['examples']} inputs ({p['inputs']}): max |diff| {p['max_abs_diff']:.2e}, "
+        f"top-1 agreement {p['top1_agreement']:.1%}\n"
+        f"Wrote {output} ({_human_bytes(report['size_bytes'])}) and {report_path}"
+    )
+
+
+@lqm.command()
+@click.argument("model_file", type=click.Path())
+@_data_options
+@click.option("--split", help="Split to evaluate [default: test, or validation for ImageNet].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Interpreter threads for .tflite files.")
+def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
+    """Top-1 accuracy of MODEL_FILE: a Keras model, or a .tflite run by LCE's interpreter."""
+    with one_line_errors():
+        path = Path(model_file)
+        if not path.exists():
+            raise saving.FileError(f"{path}: no such file")
+        if path.suffix == ".tflite":
+            flatbuffer = path.read_bytes()
+            try:
+                from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+                shape = Interpreter(flatbuffer).input_shapes[0]
+            except Exception as e:
+                raise saving.FileError(f"{path} is not a TFLite model: {e}") from None
+            size, chans = _model_input(shape)
+        else:
+            model = saving.load_model(path)
+            size, chans = _model_input(model)
+        source = data.load(dataset, split or data.default_splits(dataset)[1], data_dir)
+        batches = data.pipeline(source, image_size=size, channels=chans, batch_size=batch_size, training=False)
+        labels = np.concatenate([y.numpy() for _, y in batches])
+        start = time.perf_counter()
+        if path.suffix == ".tflite":
+            probs = lqconvert.tflite_predict(flatbuffer, (x for x, _ in batches.as_numpy_iterator()), num_threads=threads)
+        else:
+            probs = model.predict(batches.map(lambda x, y: x), verbose=0)
+        seconds = time.perf_counter() - start
+    accuracy = float(np.mean(probs.argmax(-1) == labels))
+    click.echo(f"{source.name} {source.split}: top-1 accuracy {accuracy:.4f} on {len(labels)} images ({seconds:.1f} s)")
+    click.echo(json.dumps({"accuracy": accuracy, "examples": len(labels), "seconds": round(seconds, 2)}))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    lqm()

@@ -1,0 +1,26 @@
+"""larq-methods: recent binary-neural-network methods as larq quantizers and Keras layers.
+
+Importing this package selects Keras 2 (`tf-keras`) for TensorFlow, which larq and the
+Larq Compute Engine need, so it must be imported before TensorFlow is.
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+if not tf.keras.__name__.startswith("tf_keras"):  # pragma: no cover
+    raise ImportError(
+        "TensorFlow was imported before larq_methods with Keras 3 active; import "
+        "larq_methods first or set TF_USE_LEGACY_KERAS=1 in the environment."
+    )
+
+from larq_methods import layers, losses  # noqa: E402
+from larq_methods.layers import RPReLU, RSign  # noqa: E402
+from larq_methods.losses import DistributionalLoss  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["DistributionalLoss", "RPReLU", "RSign", "layers", "losses"]

@@ -1,0 +1,112 @@
+"""Operation counts of a Keras model: BOPs, FLOPs, OPs, parameters and model size.
+
+Counted the way the BNN papers (Bi-Real Net, ReActNet) count them:
+
+- BOPs: multiply-accumulates of convolutions and dense layers whose weights *and* inputs
+  are binary (a 1-bit kernel quantizer, and a 1-bit input quantizer or a 1-bit layer such
+  as RSign in front).
+- FLOPs: multiply-accumulates of every other convolution and dense layer. Batch
+  normalisation, activations, pooling and additions are not counted, as in the papers.
+- OPs = BOPs / 64 + FLOPs.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Costs:
+    bops: int
+    flops: int
+    params: int
+    binary_params: int
+
+    @property
+    def ops(self) -> float:
+        return self.bops / 64 + self.flops
+
+    @property
+    def size_bytes(self) -> float:
+        """Weights stored at 1 bit if binary, else 32 bits."""
+        return (self.binary_params + 32 * (self.params - self.binary_params)) / 8
+
+    def as_dict(self) -> dict:
+        return {
+            "bops": self.bops,
+            "flops": self.flops,
+            "ops": self.ops,
+            "params": self.params,
+            "binary_params": self.binary_params,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def _precision(obj) -> int:
+    return getattr(obj, "precision", None) or 32
+
+
+def inbound_layers(layer) -> list:
+    nodes = layer.inbound_nodes
+    if not nodes:
+        return []
+    inbound = nodes[0].inbound_layers
+    return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
+def has_binary_kernel(layer) -> bool:
+    return _precision(getattr(layer, "kernel_quantizer", None)) == 1
+
+
+def has_binary_input(layer) -> bool:
+    if _precision(getattr(layer, "input_quantizer", None)) == 1:
+        return True
+    inbound = inbound_layers(layer)
+    return bool(inbound) and all(_precision(src) == 1 for src in inbound)
+
+
+def is_binary(layer) -> bool:
+    """True for a convolution or dense layer whose kernel and input are both binary."""
+    return has_binary_kernel(layer) and has_binary_input(layer)
+
+
+def macs(layer) -> int:
+    """Multiply-accumulates of one forward pass for one example; 0 for other layers."""
+    if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+        _, h, w, c_out = layer.output_shape
+        kh, kw = layer.kernel_size
+        return h * w * kh * kw * c_out
+    if isinstance(layer, tf.keras.layers.Conv2D):
+        _, h, w, c_out = layer.output_shape
+        kh, kw = layer.kernel_size
+        c_in = layer.input_shape[-1] // layer.groups
+        return h * w * kh * kw * c_in * c_out
+    if isinstance(layer, tf.keras.layers.Dense):
+        positions = int(np.prod(layer.output_shape[1:-1], dtype=np.int64))
+        return positions * layer.input_shape[-1] * layer.units
+    return 0
+
+
+def _layers(model):
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def count(model: tf.keras.Model) -> Costs:
+    bops = flops = params = binary_params = 0
+    for layer in _layers(model):
+        n = macs(layer)
+        if is_binary(layer):
+            bops += n
+        else:
+            flops += n
+        for w in layer.weights:
+            size = int(np.prod(w.shape))
+            params += size
+            if w is getattr(layer, "kernel", None) and has_binary_kernel(layer):
+                binary_params += size
+    return Costs(bops, flops, params, binary_params)

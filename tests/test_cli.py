@@ -1,0 +1,138 @@
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from cli.main import lqm
+
+
+def run(*args):
+    return CliRunner().invoke(lqm, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.h5"
+    zoo.create_model("reactnet-18", input_shape=(28, 28, 1), alpha=0.25, num_classes=10).save(path)
+    return path
+
+
+def test_models_lists_and_counts():
+    result = run("models")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == zoo.list_models()
+    costs = run("models", "reactnet-a", "--costs")
+    row = costs.stdout.splitlines()[1].split()
+    assert row[:4] == ["reactnet-a", "4.82e+09", "1.19e+07", "8.71e+07"]
+
+
+@pytest.mark.slow
+def test_train_convert_evaluate_on_real_fashion_mnist(tmp_path, real_fashion_mnist):
+    run_dir = tmp_path / "run"
+    result = run(
+        "train", "reactnet-18", "--alpha", 0.25, "--epochs", 1, "--batch-size", 64,
+        "--train-split", "train[:256]", "--eval-split", "test[:128]",
+        "--data-dir", real_fashion_mnist, "-o", run_dir,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "test[:128] accuracy" in result.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "history.csv", "model.h5", "results.json"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["input_shape"] == [28, 28, 1] and config["alpha"] == 0.25
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["eval_examples"] == 128 and 0 <= results["eval_accuracy"] <= 1
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
+
+    tflite = run_dir / "model.tflite"
+    result = run("convert", run_dir / "model.h5", "-o", tflite, "--dataset", "fashion_mnist", "--data-dir", real_fashion_mnist, "--samples", 32)
+    assert result.exit_code == 0, result.output
+    assert "All 16 binary convolutions are LceBconv2d." in result.stdout
+    report = json.loads((run_dir / "model.json").read_text())
+    assert report["operators"]["LceBconv2d"] == 16
+    assert report["parity"]["inputs"] == "fashion_mnist:test[:32]"
+    assert report["parity"]["top1_agreement"] >= 0.95
+    assert report["size_bytes"] == tflite.stat().st_size
+
+    keras = run("evaluate", run_dir / "model.h5", "--split", "test[:64]", "--data-dir", real_fashion_mnist)
+    lite = run("evaluate", tflite, "--split", "test[:64]", "--data-dir", real_fashion_mnist)
+    assert keras.exit_code == lite.exit_code == 0, keras.output + lite.output
+    accuracy = [json.loads(r.stdout.splitlines()[-1])["accuracy"] for r in (keras, lite)]
+    assert accuracy[0] == pytest.approx(accuracy[1], abs=2 / 64)
+    assert json.loads(lite.stdout.splitlines()[-1])["examples"] == 64
+
+
+def test_unknown_model():
+    assert_one_line_error(run("train", "reactnet-19"), "unknown model 'reactnet-19'", "did you mean")
+
+
+def test_missing_dataset_creates_no_run_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("train", "reactnet-18", "--data-dir", empty, "-o", tmp_path / "run")
+    assert_one_line_error(result, "Fashion-MNIST not found", "apt-get install dataset-fashion-mnist")
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_folder_is_not_touched(tmp_path, tiny_fashion_mnist):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.h5").write_text("earlier work")
+    result = run("train", "reactnet-18", "--data-dir", tiny_fashion_mnist, "-o", run_dir)
+    assert_one_line_error(result, "already exists")
+    assert [p.name for p in run_dir.iterdir()] == ["model.h5"]
+    assert (run_dir / "model.h5").read_text() == "earlier work"
+
+
+def test_unwritable_output_path(tmp_path, model_file):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert_one_line_error(run("convert", model_file, "-o", blocker / "out.tflite"), "cannot write")
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_non_model_file_is_refused(tmp_path):
+    notes = tmp_path / "notes.h5"
+    notes.write_text("not a model")
+    result = run("convert", notes, "-o", tmp_path / "out.tflite")
+    assert_one_line_error(result, "is not a Keras model file")
+    assert not (tmp_path / "out.tflite").exists() and not (tmp_path / "out.json").exists()
+    assert_one_line_error(run("convert", tmp_path / "absent.h5", "-o", tmp_path / "o.tflite"), "no such file")
+    fake = tmp_path / "fake.tflite"
+    fake.write_text("not a flatbuffer")
+    assert_one_line_error(run("evaluate", fake, "--data-dir", tmp_path), "not a TFLite model")
+
+
+def test_convert_refuses_to_overwrite_and_can_be_told_to(tmp_path, model_file):
+    out = tmp_path / "out.tflite"
+    out.write_text("keep me")
+    assert_one_line_error(run("convert", model_file, "-o", out), "already exists", "--overwrite")
+    assert out.read_text() == "keep me"
+    result = run("convert", model_file, "-o", out, "--overwrite", "--samples", 4)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[4:8] == b"TFL3"  # the flatbuffer's file identifier
+
+
+def test_models_with_no_match():
+    assert_one_line_error(run("models", "nothing*"), "no model matches")
+
+
+def test_console_script_gives_one_clean_line(tmp_path):
+    lqm_bin = shutil.which("lqm")
+    assert lqm_bin, "the package is not installed (pip install -e .)"
+    proc = subprocess.run([lqm_bin, "train", "nope", "-o", tmp_path / "r"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == ["Error: unknown model 'nope'; `lqm models` lists the 2 available"]

@@ -1,0 +1,105 @@
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from larq_methods.layers import RPReLU, RSign
+
+
+def _rsign(threshold):
+    layer = RSign()
+    layer.build((None, len(threshold)))
+    layer.threshold.assign(threshold)
+    return layer
+
+
+def test_rsign_forward_hand_computed():
+    layer = _rsign([0.4, -0.2])
+    x = tf.constant([[0.3, -0.2], [0.5, 0.1], [-3.0, 5.0]])
+    # x - a = [[-0.1, 0.0], [0.1, 0.3], [-3.4, 5.2]]; sign(0) = +1
+    expected = [[-1.0, 1.0], [1.0, 1.0], [-1.0, 1.0]]
+    np.testing.assert_array_equal(layer(x).numpy(), expected)
+
+
+def test_rsign_gradient_is_approx_sign():
+    layer = _rsign([0.4, -0.2])
+    x = tf.constant([[0.3, -0.2], [0.5, 0.1], [1.9, 0.3]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = layer(x)
+    # x - a = [[-0.1, 0.0], [0.1, 0.3], [1.5, 0.5]] -> 2 - 2|x - a| inside |x - a| <= 1
+    dx = [[1.8, 2.0], [1.8, 1.4], [0.0, 1.0]]
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), dx, rtol=1e-6)
+    # y depends on x - a, so dy/da = -dy/dx, summed over the batch
+    np.testing.assert_allclose(tape.gradient(y, layer.threshold).numpy(), [-3.6, -4.4], rtol=1e-6)
+
+
+def _rprelu(gamma, slope, zeta):
+    layer = RPReLU()
+    layer.build((None, 1, 1, len(gamma)))
+    layer.gamma.assign(gamma)
+    layer.slope.assign(np.reshape(slope, (1, 1, -1)))
+    layer.zeta.assign(zeta)
+    return layer
+
+
+def test_rprelu_forward_hand_computed():
+    layer = _rprelu(gamma=[0.5, 1.0], slope=[0.25, 0.1], zeta=[0.2, -0.3])
+    x = tf.constant([[-1.0, 2.0], [1.0, 0.5]])[:, None, None, :]
+    # c0: -1 - 0.5 = -1.5 -> 0.25 * -1.5 + 0.2 = -0.175;   1 - 0.5 = 0.5 -> 0.5 + 0.2 = 0.7
+    # c1:  2 - 1.0 =  1.0 -> 1.0 - 0.3 = 0.7;  0.5 - 1 = -0.5 -> 0.1 * -0.5 - 0.3 = -0.35
+    expected = np.array([[-0.175, 0.7], [0.7, -0.35]])[:, None, None, :]
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-6)
+
+
+def test_rprelu_gradients_hand_computed():
+    layer = _rprelu(gamma=[0.5, 1.0], slope=[0.25, 0.1], zeta=[0.2, -0.3])
+    x = tf.constant([[-1.0, 2.0], [1.0, 0.5]])[:, None, None, :]
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(layer(x))
+    d_gamma, d_slope, d_zeta = tape.gradient(y, [layer.gamma, layer.slope, layer.zeta])
+    # d/dgamma = -1 (positive side) or -slope (negative side); d/dslope = min(x - gamma, 0)
+    np.testing.assert_allclose(d_gamma.numpy(), [-0.25 - 1.0, -1.0 - 0.1], rtol=1e-6)
+    np.testing.assert_allclose(d_slope.numpy().ravel(), [-1.5, -0.5], rtol=1e-6)
+    np.testing.assert_allclose(d_zeta.numpy(), [2.0, 2.0], rtol=1e-6)
+
+
+def test_initial_state_is_sign_and_prelu():
+    x = tf.constant(np.linspace(-2, 2, 24, dtype=np.float32).reshape(1, 2, 3, 4))
+    np.testing.assert_array_equal(RSign()(x).numpy(), np.where(x.numpy() >= 0, 1.0, -1.0))
+    np.testing.assert_allclose(
+        RPReLU()(x).numpy(), tf.keras.layers.PReLU(tf.keras.initializers.Constant(0.25))(x).numpy()
+    )
+
+
+@pytest.mark.parametrize("cls", [RSign, RPReLU])
+def test_config_round_trip_and_plain_load_model(cls, tmp_path):
+    layer = cls.from_config(cls(name="probe").get_config())
+    assert layer.get_config() == cls(name="probe").get_config()
+
+    inputs = tf.keras.Input((4, 4, 3))
+    model = tf.keras.Model(inputs, cls()(inputs))
+    for w in model.weights:
+        w.assign(w + tf.random.normal(w.shape, seed=1))
+    x = tf.random.normal((2, 4, 4, 3), seed=2)
+    for name in ("m.h5", "m.keras"):
+        model.save(tmp_path / name)
+        loaded = tf.keras.models.load_model(tmp_path / name)  # no custom_objects
+        np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+def test_rprelu_slope_initializer_is_configurable():
+    layer = RPReLU(slope_initializer=0.1)
+    layer.build((None, 2, 2, 3))
+    np.testing.assert_allclose(layer.slope.numpy().ravel(), [0.1] * 3)
+    assert RPReLU.from_config(layer.get_config()).slope_initializer == 0.1
+
+
+def test_layers_work_in_larq_summary(capsys):
+    inputs = tf.keras.Input((8, 8, 4))
+    x = RSign()(inputs)
+    x = lq.layers.QuantConv2D(4, 3, padding="same", pad_values=1.0, kernel_quantizer="ste_sign", kernel_constraint="weight_clip")(x)
+    x = RPReLU()(x)
+    lq.models.summary(tf.keras.Model(inputs, x))
+    out = capsys.readouterr().out
+    assert "r_sign" in out and "rp_re_lu" in out

@@ -1,0 +1,108 @@
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from larq_methods.layers import RPReLU, RSign
+from tests.helpers import perturb
+
+CONSTRUCTORS = {"reactnet-a": zoo.ReActNetA, "reactnet-18": zoo.ReActNet18}
+
+
+def _binary_convs(model):
+    return [l for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
+
+
+def test_registry_lists_and_creates():
+    assert zoo.list_models() == ["reactnet-18", "reactnet-a"]
+    assert zoo.list_models("reactnet-a*") == ["reactnet-a"]
+    assert zoo.list_models("nothing*") == []
+    model = zoo.create_model("reactnet-18", input_shape=(32, 32, 3), num_classes=7)
+    assert model.output_shape == (None, 7)
+
+
+def test_unknown_model_name_suggests_the_closest():
+    with pytest.raises(zoo.UnknownModelError, match="did you mean 'reactnet-18'"):
+        zoo.create_model("reactnet18")
+
+
+def test_reactnet_a_structure_at_224():
+    model = zoo.ReActNetA()
+    assert model.input_shape == (None, 224, 224, 3)
+    assert model.get_layer("stem_conv").strides == (2, 2)
+    # (in -> out, stride) of the 13 blocks; spatial size after each
+    expected = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28), (256, 256, 28),
+                (256, 512, 14)] + [(512, 512, 14)] * 5 + [(512, 1024, 7), (1024, 1024, 7)]  # fmt: skip
+    for i, (c_in, c_out, size) in enumerate(expected, start=1):
+        conv3 = model.get_layer(f"block{i}_bconv3x3")
+        assert conv3.kernel_size == (3, 3) and conv3.filters == c_in and conv3.groups == 1
+        assert model.get_layer(f"block{i}_rprelu2").output_shape == (None, size, size, c_out)
+        pointwise = [l for l in model.layers if l.name.startswith(f"block{i}_bconv1x1")]
+        assert len(pointwise) == (1 if c_in == c_out else 2)
+    assert len(_binary_convs(model)) == 13 + 13 + 5
+    assert model.get_layer("logits").units == 1000
+
+
+def test_reactnet_18_structure_at_224():
+    model = zoo.ReActNet18()
+    assert model.get_layer("stem_conv").kernel_size == (7, 7)
+    assert model.get_layer("stem_pool").output_shape == (None, 56, 56, 64)
+    sizes = [56] * 4 + [28] * 4 + [14] * 4 + [7] * 4
+    channels = [64] * 4 + [128] * 4 + [256] * 4 + [512] * 4
+    for i, (size, c) in enumerate(zip(sizes, channels), start=1):
+        assert model.get_layer(f"block{i}_rprelu").output_shape == (None, size, size, c)
+    downsample = [l.name for l in model.layers if l.name.endswith("_downsample")]
+    assert downsample == ["block5_downsample", "block9_downsample", "block13_downsample"]
+    assert len(_binary_convs(model)) == 16
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_small_input_stem_and_width_multiplier(name):
+    model = CONSTRUCTORS[name](input_shape=(28, 28, 1), alpha=0.25, num_classes=10)
+    stem = model.get_layer("stem_conv")
+    assert stem.kernel_size == (3, 3) and stem.strides == (1, 1)
+    assert "stem_pool" not in [l.name for l in model.layers]
+    widths = [l.filters for l in _binary_convs(model)]
+    assert min(widths) == (8 if name == "reactnet-a" else 16) and max(widths) == (256 if name == "reactnet-a" else 128)
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_binary_convolutions_are_one_padded_with_sign_in_front(name):
+    model = CONSTRUCTORS[name](input_shape=(32, 32, 3), alpha=0.25)
+    for conv in _binary_convs(model):
+        assert conv.padding == "same" and conv.pad_values == 1.0
+        assert conv.kernel_quantizer.precision == 1
+        assert isinstance(conv.inbound_nodes[0].inbound_layers, RSign)
+
+
+def test_keras_application_arguments(tmp_path):
+    features = zoo.ReActNet18(input_shape=(32, 32, 3), include_top=False, alpha=0.25)
+    assert features.output_shape == (None, 4, 4, 128)
+    pooled = zoo.ReActNet18(input_shape=(32, 32, 3), include_top=False, pooling="avg", alpha=0.25)
+    assert pooled.output_shape == (None, 128)
+    tensor = tf.keras.Input((40, 40, 3))
+    assert zoo.ReActNetA(input_tensor=tensor, alpha=0.25).input_shape == (None, 40, 40, 3)
+    logits = zoo.ReActNetA(input_shape=(32, 32, 3), alpha=0.25, classifier_activation=None)
+    assert logits.layers[-1].name == "logits"
+    with pytest.raises(ValueError, match="pooling"):
+        zoo.ReActNet18(input_shape=(32, 32, 3), include_top=False, pooling="median")
+    with pytest.raises(ValueError, match="weights"):
+        zoo.ReActNet18(input_shape=(32, 32, 3), weights="imagenet")
+
+    model = perturb(zoo.ReActNet18(input_shape=(32, 32, 3), alpha=0.25, num_classes=5))
+    model.save_weights(tmp_path / "w.h5")
+    again = zoo.ReActNet18(input_shape=(32, 32, 3), alpha=0.25, num_classes=5, weights=tmp_path / "w.h5")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_save_and_plain_load_model_give_identical_outputs(name, tmp_path):
+    model = perturb(CONSTRUCTORS[name](input_shape=(28, 28, 1), alpha=0.25, num_classes=10))
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    model.save(tmp_path / "model.h5")
+    loaded = tf.keras.models.load_model(tmp_path / "model.h5")  # no custom_objects
+    assert sum(isinstance(l, (RSign, RPReLU)) for l in loaded.layers) > 0
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

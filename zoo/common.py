@@ -1,0 +1,98 @@
+"""Building blocks shared by the backbones: binary convolution, stems, heads, inputs."""
+
+import os
+
+import larq as lq
+import tensorflow as tf
+
+# PyTorch's BatchNorm defaults, as in the papers' code.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+# At or below this input size a backbone uses the small-input (CIFAR-style) stem.
+SMALL_INPUT = 64
+
+
+def batch_norm(name):
+    return tf.keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )
+
+
+def binary_conv(x, filters, kernel_size, strides=1, *, name):
+    """A binary convolution of already binarised input: w_b = mean|W| * sign(W).
+
+    One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
+    conversion; the weight clip stops latent weights outside [-1, 1] from starving, since
+    the sign's straight-through gradient is zero there.
+    """
+    return lq.layers.QuantConv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        pad_values=1.0,
+        kernel_quantizer="magnitude_aware_sign",
+        kernel_constraint="weight_clip",
+        kernel_initializer="glorot_normal",
+        use_bias=False,
+        name=name,
+    )(x)
+
+
+def avg_pool_2x2(x, *, name):
+    # "same" padding matches the output size of a stride-2 "same" convolution on odd sizes.
+    return tf.keras.layers.AveragePooling2D(2, strides=2, padding="same", name=name)(x)
+
+
+def scaled(channels: int, alpha: float) -> int:
+    """Width multiplier as in Keras' MobileNet: int(channels * alpha), at least 1."""
+    return max(1, int(channels * alpha))
+
+
+def resolve_input(input_shape, input_tensor, default=(224, 224, 3)):
+    """Returns (input layer tensor, shape) the way Keras applications do."""
+    if input_tensor is not None:
+        if not tf.keras.backend.is_keras_tensor(input_tensor):
+            input_tensor = tf.keras.Input(tensor=input_tensor, shape=input_shape)
+        shape = tuple(input_tensor.shape[1:])
+        return input_tensor, shape
+    shape = tuple(input_shape) if input_shape is not None else default
+    if len(shape) != 3 or any(d is None or d < 1 for d in shape):
+        raise ValueError(f"input_shape must be (height, width, channels), got {shape}")
+    return tf.keras.Input(shape=shape, name="input"), shape
+
+
+def is_small_input(shape) -> bool:
+    return min(shape[0], shape[1]) <= SMALL_INPUT
+
+
+def head(x, *, include_top, num_classes, pooling, classifier_activation):
+    """Keras-applications head: global average pool and a real Dense classifier."""
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+        if classifier_activation is not None:
+            # Kept float32 so that the probabilities stay exact under mixed precision.
+            x = tf.keras.layers.Activation(
+                classifier_activation, dtype="float32", name="predictions"
+            )(x)
+    elif pooling == "avg":
+        x = tf.keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    elif pooling == "max":
+        x = tf.keras.layers.GlobalMaxPooling2D(name="global_pool")(x)
+    elif pooling is not None:
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    return x
+
+
+def finish(inputs, outputs, *, name, weights):
+    """Wraps the graph in a Model and loads `weights` (None or a weights-file path)."""
+    model = tf.keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        if not os.path.exists(str(weights)):
+            raise ValueError(
+                f"weights must be None or the path to a weights file; {weights!r} is "
+                "neither (no pretrained weights are registered for this model yet)"
+            )
+        model.load_weights(weights)
+    return model
