@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import zoo  # noqa: E402
 from larq_methods import convert as lqconvert  # noqa: E402
 from larq_methods import costs, data, saving, training  # noqa: E402
+from larq_methods import method as lqmethod  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -61,6 +62,7 @@ def one_line_errors():
         data.DatasetError,
         saving.FileError,
         lqconvert.ConversionError,
+        lqmethod.MethodError,
     ) as e:
         raise click.ClickException(str(e)) from None
 
@@ -89,26 +91,62 @@ def lqm():
 
 @lqm.command()
 @click.argument("pattern", default="*")
-@click.option("--costs", "with_costs", is_flag=True, help="Also count BOPs, FLOPs and OPs at 224x224, 1000 classes.")
+@click.option("--costs", "with_costs", is_flag=True, help="Also count BOPs, FLOPs and OPs at 224x224, 1000 classes, and the OPs over the backbone's baseline.")
 def models(pattern, with_costs):
     """List the registered models whose names match PATTERN (shell-style, default *)."""
     names = zoo.list_models(pattern)
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
     width = max(len(n) for n in names)
-    if with_costs:
-        click.echo(f"{'model':<{width}}  {'BOPs':>9}  {'FLOPs':>9}  {'OPs':>9}  {'params':>8}  description")
+    if not with_costs:
+        for name in names:
+            click.echo(f"{name:<{width}}  {zoo.get_entry(name).description}")
+        return
+    counted = {}
+
+    def count(name):
+        if name not in counted:
+            counted[name] = costs.count(zoo.create_model(name))
+            tf.keras.backend.clear_session()
+        return counted[name]
+
+    click.echo(f"{'model':<{width}}  {'backbone':<11}  {'BOPs':>9}  {'FLOPs':>9}  {'OPs':>9}  {'vs base':>7}  {'params':>7}")
     for name in names:
         entry = zoo.get_entry(name)
-        if with_costs:
-            c = costs.count(zoo.create_model(name))
-            tf.keras.backend.clear_session()
-            click.echo(
-                f"{name:<{width}}  {c.bops:9.3g}  {c.flops:9.3g}  {c.ops:9.3g}  "
-                f"{c.params / 1e6:7.2f}M  {entry.description}"
-            )
-        else:
-            click.echo(f"{name:<{width}}  {entry.description}")
+        c, base = count(name), count(entry.backbone)
+        click.echo(
+            f"{name:<{width}}  {entry.backbone:<11}  {c.bops:9.3g}  {c.flops:9.3g}  {c.ops:9.3g}  "
+            f"{c.ops / base.ops - 1:+7.1%}  {c.params / 1e6:6.2f}M"
+        )
+
+
+def _method_options(f):
+    """Options that change the named model's method, part by part."""
+    options = [
+        click.option("--method", "preset", type=click.Choice(sorted(zoo.PRESETS)), help="Start from this method preset instead of the model's own."),
+        click.option("--threshold", type=click.Choice(lqmethod.THRESHOLDS), help="Sign threshold."),
+        click.option("--activation", type=click.Choice(lqmethod.ACTIVATIONS), help="Activation of the block."),
+        click.option("--weights", "weight_binarisation", type=click.Choice(lqmethod.WEIGHTS), help="Weight scale: mean-abs (ReActNet) or learned (ReBNN)."),
+        click.option("--gamma", help="ReBNN balance: 'adaptive' or a number such as 2e-4."),
+        click.option("--gaaf", help="GAAF genome of a complementary activation before the sign, e.g. 'add(sin,x)'."),
+        click.option("--groups", type=click.IntRange(min=1), help="Groups of the 3x3 binary convolutions."),
+        click.option("--downsample", type=click.Choice(lqmethod.DOWNSAMPLES), help="Shortcut 1x1 convolution: real or binary."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _method(model_name, preset, **parts):
+    """The named model's method (or `preset`), with the given parts replaced."""
+    base = zoo.PRESETS[preset] if preset else zoo.get_entry(model_name).method
+    changes = {k: v for k, v in parts.items() if v is not None}
+    if "gamma" in changes and changes["gamma"] != "adaptive":
+        try:
+            changes["gamma"] = float(changes["gamma"])
+        except ValueError:
+            raise lqmethod.MethodError(f"--gamma must be 'adaptive' or a number, not {changes['gamma']!r}") from None
+    return base.replace(**changes) if changes else base
 
 
 def _data_options(f):
@@ -130,10 +168,19 @@ def _data_options(f):
 @click.option("--eval-split", help="Split to evaluate on [default: test, or validation for ImageNet].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
-def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alpha, image_size, channels, train_split, eval_split, seed, output):
-    """Train MODEL and write a run folder: config.json, history.csv, model.h5."""
+@_method_options
+def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alpha, image_size, channels, train_split, eval_split, seed, output, preset, threshold, activation, weight_binarisation, gamma, gaaf, groups, downsample):
+    """Train MODEL and write a run folder: config.json, history.csv, model.h5.
+
+    MODEL is a backbone or a named model (`lqm models`); the method options change its
+    method part by part, e.g. `lqm train reactnet-18 --threshold insta --activation fprelu`.
+    """
     with one_line_errors():
         zoo.get_entry(model_name)  # fail on a bad name before touching anything
+        method = _method(
+            model_name, preset, threshold=threshold, activation=activation,
+            weights=weight_binarisation, gamma=gamma, gaaf=gaaf, groups=groups, downsample=downsample,
+        )  # fmt: skip
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(output or f"runs/{model_name}-{dataset}-{stamp}")
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -148,7 +195,7 @@ def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alph
 
         tf.keras.utils.set_random_seed(seed)
         model = zoo.create_model(
-            model_name, input_shape=(size, size, chans), num_classes=train_set.num_classes, alpha=alpha
+            model_name, input_shape=(size, size, chans), num_classes=train_set.num_classes, alpha=alpha, method=method
         )
         steps = epochs * -(-train_set.num_examples // batch_size)
         training.compile_classifier(model, learning_rate=learning_rate, total_steps=steps)
@@ -159,6 +206,7 @@ def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alph
         model_costs = costs.count(model)
         config = {
             "model": model_name,
+            "method": method.as_dict(),
             "dataset": dataset,
             "data_dir": data_dir,
             "train_split": train_set.split,
@@ -179,7 +227,7 @@ def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alph
         saving.create_run_folder(run_dir)
         training.write_json(run_dir / "config.json", config)
         click.echo(
-            f"Training {model_name} (alpha {alpha}, {size}x{size}x{chans}, "
+            f"Training {model_name} ({method}; alpha {alpha}, {size}x{size}x{chans}, "
             f"{model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs) on "
             f"{train_set.num_examples} {dataset} images for {epochs} epoch(s) -> {run_dir}"
         )

@@ -5,8 +5,10 @@ Counted the way the BNN papers (Bi-Real Net, ReActNet) count them:
 - BOPs: multiply-accumulates of convolutions and dense layers whose weights *and* inputs
   are binary (a 1-bit kernel quantizer, and a 1-bit input quantizer or a 1-bit layer such
   as RSign in front).
-- FLOPs: multiply-accumulates of every other convolution and dense layer. Batch
-  normalisation, activations, pooling and additions are not counted, as in the papers.
+- FLOPs: multiply-accumulates of every other convolution and dense layer, including the
+  small fully connected layers inside a layer (INSTA-Th+, DyBNN). Batch normalisation,
+  activations, pooling, additions and INSTA's per-element statistics are not counted, as
+  the papers do not count them.
 - OPs = BOPs / 64 + FLOPs.
 """
 
@@ -85,7 +87,12 @@ def macs(layer) -> int:
     if isinstance(layer, tf.keras.layers.Dense):
         positions = int(np.prod(layer.output_shape[1:-1], dtype=np.int64))
         return positions * layer.input_shape[-1] * layer.units
-    return 0
+    # Dense sublayers on a pooled vector, as in INSTA-Th+ and DyBNN's hyper-functions
+    return sum(
+        int(np.prod(sub.kernel.shape))
+        for sub in layer.submodules
+        if isinstance(sub, tf.keras.layers.Dense) and sub.built
+    )
 
 
 def _layers(model):

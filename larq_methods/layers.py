@@ -20,6 +20,30 @@ def _channel_weight(layer, name, input_shape, init):
     )
 
 
+def _dense(units, input_dim, name, **kwargs):
+    """A Dense sublayer built now, under its own name scope so that its weights are saved
+    as `<layer>/<name>/kernel` rather than clashing as `<layer>/kernel`."""
+    dense = tf.keras.layers.Dense(units, name=name, **kwargs)
+    with tf.name_scope(name):
+        dense.build((None, input_dim))
+    return dense
+
+
+def _prelu(y, slope):
+    # Written as Keras' PReLU is, relu(y) + (-slope) * relu(-y): the TFLite converter fuses
+    # exactly this pattern into one PRELU op.
+    return tf.nn.relu(y) + (-slope) * tf.nn.relu(-y)
+
+
+def _slope_weight(layer, input_shape, value):
+    """A PReLU slope per channel, shaped (1, 1, C) on NHWC as Keras' shared-axes PReLU."""
+    return layer.add_weight(
+        name="slope",
+        shape=(1,) * (len(input_shape) - 2) + (int(input_shape[-1]),),
+        initializer=tf.keras.initializers.Constant(value),
+    )
+
+
 @_register
 class RSign(tf.keras.layers.Layer):
     r"""ReAct-Sign: a sign with a learnable threshold per channel.
@@ -72,23 +96,310 @@ class RPReLU(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
-        # Shaped (1, 1, C) on NHWC, as Keras' PReLU with shared H and W axes.
-        self.slope = self.add_weight(
-            name="slope",
-            shape=(1,) * (len(input_shape) - 2) + (int(input_shape[-1]),),
-            initializer=tf.keras.initializers.Constant(self.slope_initializer),
-        )
+        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
         self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
         super().build(input_shape)
 
     def call(self, inputs):
-        y = inputs - self.gamma
-        # Written as Keras' PReLU is, relu(y) + (-slope) * relu(-y): the TFLite converter
-        # fuses exactly this pattern into one PRELU op.
-        return tf.nn.relu(y) + (-self.slope) * tf.nn.relu(-y) + self.zeta
+        return _prelu(inputs - self.gamma, self.slope) + self.zeta
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "slope_initializer": self.slope_initializer}
+
+
+def _cube_root(y, epsilon=1e-12):
+    """Real cube root that keeps the sign; `epsilon` keeps the gradient finite at 0.
+
+    Written with ABS, POW and MUL, which TFLite has as built-in operators.
+    """
+    return tf.sign(y) * tf.pow(tf.abs(y) + epsilon, 1.0 / 3.0)
+
+
+class _InstanceStatistics(tf.keras.layers.Layer):
+    r"""Per-instance channel statistics centred on the batch's, for INSTA-BNN.
+
+    \\[ m_1 = \operatorname{mean}_{HW}(x), \qquad
+        m_3 = \sqrt[3]{\operatorname{mean}_{HW}(x^3)} \\]
+
+    returned as \\(m_1 - M_1\\) (and \\(m_3 - M_3\\)), shaped (N, 1, 1, C). In training
+    \\(M\\) is the batch mean of \\(m\\) and the moving averages follow it with `momentum`,
+    as in BatchNorm (Ours, as BatchNorm does); at inference the moving averages are used, and
+    fold to constants in conversion. `x * x * x` rather than POW keeps it a MUL in TFLite.
+    """
+
+    moments = (1,)
+
+    def __init__(self, momentum=0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.moving_means = [
+            self.add_weight(
+                name=f"moving_m{k}",
+                shape=(channels,),
+                initializer="zeros",
+                trainable=False,
+                # as BatchNorm's moving statistics: each replica's, averaged on read
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=tf.VariableAggregation.MEAN,
+            )
+            for k in self.moments
+        ]
+        super().build(input_shape)
+
+    def centred_statistics(self, x, training):
+        stats = [tf.reduce_mean(x, axis=[1, 2], keepdims=True)]
+        if 3 in self.moments:
+            stats.append(_cube_root(tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)))
+        if not training:
+            return [m - moving for m, moving in zip(stats, self.moving_means)]
+        centred = []
+        for m, moving in zip(stats, self.moving_means):
+            batch = tf.reduce_mean(m, axis=[0, 1, 2])
+            moving.assign(self.momentum * moving + (1.0 - self.momentum) * batch)
+            centred.append(m - batch)
+        return centred
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+def _training(training):
+    return tf.keras.backend.learning_phase() if training is None else training
+
+
+@_register
+class InstaThreshold(_InstanceStatistics):
+    r"""INSTA-Th: a sign with an instance-aware threshold.
+
+    \\[ t_{nc} = a_c + b_c\,(m_{1,nc} - M_{1,c}) + d_c\,(m_{3,nc} - M_{3,c}), \qquad
+        x_b = \operatorname{sign}(x - t) \\]
+
+    with the statistics of `_InstanceStatistics` (the third moment mixes mean, variance and
+    skewness). `a`, `b`, `d` start at 0, so the layer starts as RSign. ApproxSign gradient.
+
+    # References
+    - Lee et al., INSTA-BNN: Binary Neural Network with INSTAnce-aware Threshold,
+      ICCV 2023. https://arxiv.org/abs/2204.07439
+    """
+
+    precision = 1
+    moments = (1, 3)
+
+    def build(self, input_shape):
+        self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
+        self.mean_scale = _channel_weight(self, "mean_scale", input_shape, "zeros")
+        self.moment3_scale = _channel_weight(self, "moment3_scale", input_shape, "zeros")
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        m1, m3 = self.centred_statistics(inputs, _training(training))
+        t = self.threshold + self.mean_scale * m1 + self.moment3_scale * m3
+        return lq.quantizers.approx_sign(inputs - t)
+
+
+@_register
+class InstaThresholdPlus(_InstanceStatistics):
+    r"""INSTA-Th+: the instance-aware threshold through a small SE-like network.
+
+    \\[ t_{nc} = a_c + \mathrm{FC}_2\big(\mathrm{ReLU}(\mathrm{FC}_1(
+        [m_1 - M_1,\; m_3 - M_3]))\big)_{nc}, \qquad x_b = \operatorname{sign}(x - t) \\]
+
+    FC1: 2C -> max(C / `reduction`, `min_hidden`), FC2: -> C, zero-initialised so that the
+    layer starts as RSign. ApproxSign gradient.
+
+    # References
+    - Lee et al., INSTA-BNN: Binary Neural Network with INSTAnce-aware Threshold,
+      ICCV 2023. https://arxiv.org/abs/2204.07439
+    """
+
+    precision = 1
+    moments = (1, 3)
+
+    def __init__(self, reduction=16, min_hidden=8, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = reduction
+        self.min_hidden = min_hidden
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
+        hidden = max(channels // self.reduction, self.min_hidden)
+        self.fc1 = _dense(hidden, 2 * channels, "fc1")
+        self.fc2 = _dense(channels, hidden, "fc2", kernel_initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        m1, m3 = self.centred_statistics(inputs, _training(training))
+        stats = tf.concat([m1, m3], axis=-1)[:, 0, 0, :]
+        shift = self.fc2(tf.nn.relu(self.fc1(stats)))[:, None, None, :]
+        return lq.quantizers.approx_sign(inputs - (self.threshold + shift))
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction, "min_hidden": self.min_hidden}
+
+
+@_register
+class InstaPReLU(_InstanceStatistics):
+    r"""INSTA-PReLU: RPReLU whose shifts get an instance-aware term.
+
+    \\[ f(x) = \operatorname{PReLU}_c(x - g_{nc}) + z_{nc}, \quad
+        g_{nc} = g_c + e_c\,(m_{1,nc} - M_{1,c}), \quad
+        z_{nc} = z_c + f_c\,(m_{1,nc} - M_{1,c}) \\]
+
+    `g`, `z`, `e`, `f` start at 0 and the slope at 0.25, so the layer starts as RPReLU.
+
+    # References
+    - Lee et al., INSTA-BNN: Binary Neural Network with INSTAnce-aware Threshold,
+      ICCV 2023. https://arxiv.org/abs/2204.07439
+    """
+
+    def __init__(self, slope_initializer=0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.slope_initializer = slope_initializer
+
+    def build(self, input_shape):
+        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
+        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
+        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
+        self.gamma_scale = _channel_weight(self, "gamma_scale", input_shape, "zeros")
+        self.zeta_scale = _channel_weight(self, "zeta_scale", input_shape, "zeros")
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        (m1,) = self.centred_statistics(inputs, _training(training))
+        g = self.gamma + self.gamma_scale * m1
+        z = self.zeta + self.zeta_scale * m1
+        return _prelu(inputs - g, self.slope) + z
+
+    def get_config(self):
+        return {**super().get_config(), "slope_initializer": self.slope_initializer}
+
+
+class _HyperFunction(tf.keras.layers.Layer):
+    """DyBNN's hyper-function: h = ReLU(FC1(GAP(x))), FC1: C -> max(C / reduction, min_hidden),
+    feeding zero-initialised output FCs (one per dynamic parameter) of C units each."""
+
+    outputs = ()
+
+    def __init__(self, reduction=16, min_hidden=8, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = reduction
+        self.min_hidden = min_hidden
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        hidden = max(channels // self.reduction, self.min_hidden)
+        self.fc1 = _dense(hidden, channels, "fc1")
+        self.heads = [
+            _dense(channels, hidden, name, kernel_initializer="zeros") for name in self.outputs
+        ]
+        super().build(input_shape)
+
+    def dynamic_terms(self, x):
+        h = tf.nn.relu(self.fc1(tf.reduce_mean(x, axis=[1, 2])))
+        return [head(h)[:, None, None, :] for head in self.heads]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction, "min_hidden": self.min_hidden}
+
+
+@_register
+class DySign(_HyperFunction):
+    r"""DyBNN's dynamic sign: a channel-wise threshold computed per instance.
+
+    \\[ h = \mathrm{ReLU}(\mathrm{FC}_1(\mathrm{GAP}(x))), \qquad
+        t_{nc} = a_c + \mathrm{FC}_2(h)_{nc}, \qquad x_b = \operatorname{sign}(x - t) \\]
+
+    FC2 is zero-initialised, so the layer starts as RSign. ApproxSign gradient.
+
+    # References
+    - Zhang et al., Dynamic Binary Neural Network by learning channel-wise thresholds,
+      ICASSP 2022. https://arxiv.org/abs/2110.05185
+    """
+
+    precision = 1
+    outputs = ("fc2",)
+
+    def build(self, input_shape):
+        self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        (shift,) = self.dynamic_terms(inputs)
+        return lq.quantizers.approx_sign(inputs - (self.threshold + shift))
+
+
+@_register
+class DyPReLU(_HyperFunction):
+    r"""DyBNN's dynamic PReLU: RPReLU whose shifts are computed per instance.
+
+    \\[ h' = \mathrm{ReLU}(\mathrm{FC}_1(\mathrm{GAP}(x))), \quad
+        g_{nc} = g_c + \mathrm{FC}_3(h')_{nc}, \quad z_{nc} = z_c + \mathrm{FC}_4(h')_{nc}, \quad
+        f(x) = \operatorname{PReLU}_c(x - g_{nc}) + z_{nc} \\]
+
+    with a static slope (init 0.25). FC3 and FC4 are zero-initialised, so the layer starts
+    as RPReLU.
+
+    # References
+    - Zhang et al., Dynamic Binary Neural Network by learning channel-wise thresholds,
+      ICASSP 2022. https://arxiv.org/abs/2110.05185
+    """
+
+    outputs = ("fc3", "fc4")
+
+    def __init__(self, slope_initializer=0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.slope_initializer = slope_initializer
+
+    def build(self, input_shape):
+        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
+        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
+        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        g, z = self.dynamic_terms(inputs)
+        return _prelu(inputs - (self.gamma + g), self.slope) + (self.zeta + z)
+
+    def get_config(self):
+        return {**super().get_config(), "slope_initializer": self.slope_initializer}
+
+
+@_register
+class FPReLU(tf.keras.layers.Layer):
+    r"""FTBNN's fully parametric ReLU: learnable slopes on both sides, per channel.
+
+    \\[ f(x) = p_c \max(x, 0) + q_c \min(x, 0) \\]
+
+    `p` starts at 1 and `q` at 0.25 (a PReLU). Placed after the BatchNorm of each binary
+    convolution, before the shortcut addition.
+
+    # References
+    - Su et al., FTBNN: Rethinking Non-linearity for 1-bit CNNs and Going Beyond,
+      arXiv 2010.09294.
+    """
+
+    def build(self, input_shape):
+        self.positive_slope = _channel_weight(self, "positive_slope", input_shape, "ones")
+        self.negative_slope = _channel_weight(
+            self, "negative_slope", input_shape, tf.keras.initializers.Constant(0.25)
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return self.positive_slope * tf.nn.relu(inputs) - self.negative_slope * tf.nn.relu(-inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

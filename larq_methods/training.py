@@ -31,12 +31,18 @@ def write_json(path, data: dict) -> None:
 
 
 def fit(model, train_data, eval_data, *, epochs: int, run_dir, verbose=1):
-    """Trains, logging each epoch to `run_dir/history.csv`; stops on a NaN loss."""
+    """Trains, logging each epoch to `run_dir/history.csv` (with ReBNN's weight-oscillation
+    ratio per layer when the model has ReBNN convolutions); stops on a NaN loss."""
+    from larq_methods import rebnn
+
     run_dir = Path(run_dir)
     callbacks = [
         tf.keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         tf.keras.callbacks.TerminateOnNaN(),
     ]
+    if rebnn.rebnn_layers(model):
+        # before the CSV logger, which writes the oscillation ratios it adds to the logs
+        callbacks.insert(0, rebnn.OscillationLogger())
     return model.fit(
         train_data,
         validation_data=eval_data,

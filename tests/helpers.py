@@ -16,8 +16,10 @@ def write_idx(path, array, compress=True):
 
 
 def perturb(model, seed=0, stddev=0.1):
-    """Moves every weight off its initial value, so tests see non-trivial parameters."""
+    """Moves every trainable weight and moving statistic off its initial value, so tests
+    see non-trivial parameters (other state, such as ReBNN's bookkeeping, is left alone)."""
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        w.assign(w.numpy() + rng.normal(0, stddev, w.shape).astype(np.float32))
+        if w.trainable or "moving" in w.name:
+            w.assign(w.numpy() + rng.normal(0, stddev, w.shape).astype(np.float32))
     return model

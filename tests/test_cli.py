@@ -1,6 +1,8 @@
 import json
+import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -34,9 +36,11 @@ def test_models_lists_and_counts():
     result = run("models")
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == zoo.list_models()
-    costs = run("models", "reactnet-a", "--costs")
-    row = costs.stdout.splitlines()[1].split()
-    assert row[:4] == ["reactnet-a", "4.82e+09", "1.19e+07", "8.71e+07"]
+    costs = run("models", "*mobilenet", "--costs")
+    rows = {line.split()[0]: line.split() for line in costs.stdout.splitlines()[1:]}
+    assert sorted(rows) == ["dybnn-mobilenet", "insta-mobilenet", "insta-plus-mobilenet"]
+    # against the ReActNet-A baseline: 4.82e9 BOPs, 1.19e7 FLOPs, 8.71e7 OPs
+    assert rows["dybnn-mobilenet"][1:6] == ["reactnet-a", "4.82e+09", "1.38e+07", "8.91e+07", "+2.2%"]
 
 
 @pytest.mark.slow
@@ -76,6 +80,29 @@ def test_train_convert_evaluate_on_real_fashion_mnist(tmp_path, real_fashion_mni
 
 def test_unknown_model():
     assert_one_line_error(run("train", "reactnet-19"), "unknown model 'reactnet-19'", "did you mean")
+
+
+def test_bad_method_options(tmp_path, tiny_fashion_mnist):
+    common = ["--data-dir", tiny_fashion_mnist, "-o", tmp_path / "run"]
+    assert_one_line_error(run("train", "reactnet-18", "--gaaf", "foo(x)", *common), "bad GAAF genome 'foo(x)'")
+    assert_one_line_error(run("train", "reactnet-18", "--gamma", "often", *common), "--gamma must be")
+    result = run("train", "ftbnn-resnet18", "--alpha", 0.25, *common)
+    assert_one_line_error(result, "block1_bconv3x3: 16 input channels in 2 groups", "nearest valid widths are 64")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_train_with_method_options_records_the_method(tmp_path, tiny_fashion_mnist):
+    run_dir = tmp_path / "run"
+    result = run(
+        "train", "reactnet-18", "--threshold", "insta", "--activation", "fprelu", "--weights", "learned",
+        "--gamma", "2e-4", "--alpha", 0.25, "--batch-size", 20, "--data-dir", tiny_fashion_mnist, "-o", run_dir,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "threshold=insta, activation=fprelu, weights=learned, gamma=0.0002" in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["method"] == {"threshold": "insta", "activation": "fprelu", "weights": "learned", "gamma": 2e-4,
+                                "gaaf": None, "groups": 1, "downsample": "real"}  # fmt: skip
 
 
 def test_missing_dataset_creates_no_run_folder(tmp_path):
@@ -130,9 +157,9 @@ def test_models_with_no_match():
 
 
 def test_console_script_gives_one_clean_line(tmp_path):
-    lqm_bin = shutil.which("lqm")
+    lqm_bin = shutil.which("lqm", path=os.path.dirname(sys.executable)) or shutil.which("lqm")
     assert lqm_bin, "the package is not installed (pip install -e .)"
     proc = subprocess.run([lqm_bin, "train", "nope", "-o", tmp_path / "r"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == ["Error: unknown model 'nope'; `lqm models` lists the 2 available"]
+    assert proc.stderr.strip().splitlines() == [f"Error: unknown model 'nope'; `lqm models` lists the {len(zoo.list_models())} available"]

@@ -15,7 +15,8 @@ def _binary_convs(model):
 
 
 def test_registry_lists_and_creates():
-    assert zoo.list_models() == ["reactnet-18", "reactnet-a"]
+    assert zoo.list_models("reactnet-*") == ["reactnet-18", "reactnet-a"]
+    assert {"birealnet", "quicknet", "insta-mobilenet"} <= set(zoo.list_models())
     assert zoo.list_models("reactnet-a*") == ["reactnet-a"]
     assert zoo.list_models("nothing*") == []
     model = zoo.create_model("reactnet-18", input_shape=(32, 32, 3), num_classes=7)
@@ -37,7 +38,7 @@ def test_reactnet_a_structure_at_224():
     for i, (c_in, c_out, size) in enumerate(expected, start=1):
         conv3 = model.get_layer(f"block{i}_bconv3x3")
         assert conv3.kernel_size == (3, 3) and conv3.filters == c_in and conv3.groups == 1
-        assert model.get_layer(f"block{i}_rprelu2").output_shape == (None, size, size, c_out)
+        assert model.get_layer(f"block{i}_act2").output_shape == (None, size, size, c_out)
         pointwise = [l for l in model.layers if l.name.startswith(f"block{i}_bconv1x1")]
         assert len(pointwise) == (1 if c_in == c_out else 2)
     assert len(_binary_convs(model)) == 13 + 13 + 5
@@ -51,7 +52,7 @@ def test_reactnet_18_structure_at_224():
     sizes = [56] * 4 + [28] * 4 + [14] * 4 + [7] * 4
     channels = [64] * 4 + [128] * 4 + [256] * 4 + [512] * 4
     for i, (size, c) in enumerate(zip(sizes, channels), start=1):
-        assert model.get_layer(f"block{i}_rprelu").output_shape == (None, size, size, c)
+        assert model.get_layer(f"block{i}_act").output_shape == (None, size, size, c)
     downsample = [l.name for l in model.layers if l.name.endswith("_downsample")]
     assert downsample == ["block5_downsample", "block9_downsample", "block13_downsample"]
     assert len(_binary_convs(model)) == 16

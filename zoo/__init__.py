@@ -1,11 +1,16 @@
 """Model definitions: backbones, named models and their registry."""
 
 import larq_methods  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
-from zoo import reactnet  # noqa: F401  (registers the models)
+from zoo import larqzoo, named, reactnet  # noqa: F401  (register the models)
+from zoo.larqzoo import BiRealNet, QuickNet
+from zoo.named import PRESETS
 from zoo.reactnet import ReActNet18, ReActNetA
 from zoo.registry import UnknownModelError, create_model, get_entry, list_models
 
 __all__ = [
+    "PRESETS",
+    "BiRealNet",
+    "QuickNet",
     "ReActNet18",
     "ReActNetA",
     "UnknownModelError",

@@ -1,8 +1,7 @@
-"""Building blocks shared by the backbones: binary convolution, stems, heads, inputs."""
+"""Parts shared by the backbones: BatchNorm, pooling, widths, inputs, heads."""
 
 import os
 
-import larq as lq
 import tensorflow as tf
 
 # PyTorch's BatchNorm defaults, as in the papers' code.
@@ -16,27 +15,6 @@ def batch_norm(name):
     return tf.keras.layers.BatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
     )
-
-
-def binary_conv(x, filters, kernel_size, strides=1, *, name):
-    """A binary convolution of already binarised input: w_b = mean|W| * sign(W).
-
-    One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
-    conversion; the weight clip stops latent weights outside [-1, 1] from starving, since
-    the sign's straight-through gradient is zero there.
-    """
-    return lq.layers.QuantConv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        pad_values=1.0,
-        kernel_quantizer="magnitude_aware_sign",
-        kernel_constraint="weight_clip",
-        kernel_initializer="glorot_normal",
-        use_bias=False,
-        name=name,
-    )(x)
 
 
 def avg_pool_2x2(x, *, name):
@@ -85,9 +63,18 @@ def head(x, *, include_top, num_classes, pooling, classifier_activation):
     return x
 
 
-def finish(inputs, outputs, *, name, weights):
-    """Wraps the graph in a Model and loads `weights` (None or a weights-file path)."""
-    model = tf.keras.Model(inputs, outputs, name=name)
+def finish(inputs, outputs, *, name, weights, method=None):
+    """Wraps the graph in a Model and loads `weights` (None or a weights-file path).
+
+    Models with ReBNN's learned-scale convolutions are `ReBNNModel`s, whose training step
+    updates ReBNN's balance gamma.
+    """
+    model_class = tf.keras.Model
+    if method is not None and method.weights == "learned":
+        from larq_methods import rebnn
+
+        model_class = rebnn.ReBNNModel
+    model = model_class(inputs, outputs, name=name)
     if weights is not None:
         if not os.path.exists(str(weights)):
             raise ValueError(

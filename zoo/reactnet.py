@@ -3,23 +3,15 @@
 Liu et al., ReActNet: Towards Precise Binary Neural Network with Generalized Activation
 Functions, ECCV 2020. https://arxiv.org/abs/2003.03488
 
-Layer names follow `block{i}_{part}` so that conversion reports and summaries can be read
-against the paper's block diagram.
+Both take a `Method` (default: ReActNet's own, RSign and RPReLU) that decides every sign,
+activation and binary convolution. Layer names follow `block{i}_{part}` so that conversion
+reports and summaries can be read against the paper's block diagram.
 """
 
 import tensorflow as tf
 
-from larq_methods.layers import RPReLU, RSign
-from zoo.common import (
-    avg_pool_2x2,
-    batch_norm,
-    binary_conv,
-    finish,
-    head,
-    is_small_input,
-    resolve_input,
-    scaled,
-)
+from larq_methods.method import Method
+from zoo.common import avg_pool_2x2, batch_norm, finish, head, is_small_input, resolve_input, scaled
 from zoo.registry import register_model
 
 # ReActNet-A: (output channels, stride) of the 13 blocks; the stem gives 32 channels.
@@ -31,51 +23,72 @@ REACTNET_A_BLOCKS = (
 REACTNET_18_STAGES = ((64, 4), (128, 4), (256, 4), (512, 4))
 
 
-def reactnet_a_block(x, out_channels, stride, *, name):
-    """One ReActNet-A block (C = input channels):
+def residual(method, y, shortcut, *, name, suffix=""):
+    """y + shortcut, with the method's activation before the addition (FTBNN's FPReLU) or
+    after it (RPReLU and its instance-aware and dynamic variants)."""
+    if method.activation_before_add:
+        y = method.activate(y, name=f"{name}_act{suffix}")
+    y = tf.keras.layers.Add(name=f"{name}_add{suffix}")([y, shortcut])
+    if not method.activation_before_add:
+        y = method.activate(y, name=f"{name}_act{suffix}")
+    return y
+
+
+def reactnet_a_block(x, out_channels, stride, method, *, name):
+    """One ReActNet-A block (C = input channels; shown with RSign and RPReLU):
 
         o1 = RPReLU(BN(BConv3x3_{C->C, s}(RSign(x))) + (AvgPool2x2(x) if s == 2 else x))
         o2 = BN(BConv1x1(RSign(o1))) + o1                      if out == C
            = concat(BN(BConv1x1a(s)) + o1, BN(BConv1x1b(s)) + o1),  s = RSign(o1), else
         out = RPReLU(o2)
+
+    With an activation placed before the addition (FPReLU), it follows each BN instead.
     """
     channels = x.shape[-1]
     if out_channels not in (channels, 2 * channels):
         raise ValueError(f"{name}: a block maps C to C or 2C, not {channels}->{out_channels}")
-    y = RSign(name=f"{name}_sign1")(x)
-    y = binary_conv(y, channels, 3, stride, name=f"{name}_bconv3x3")
+    y = method.sign(x, name=f"{name}_sign1")
+    y = method.conv(y, channels, 3, stride, groups=method.groups, name=f"{name}_bconv3x3")
     y = batch_norm(f"{name}_bn1")(y)
     shortcut = avg_pool_2x2(x, name=f"{name}_pool") if stride == 2 else x
-    y = tf.keras.layers.Add(name=f"{name}_add1")([y, shortcut])
-    o1 = RPReLU(name=f"{name}_rprelu1")(y)
+    o1 = residual(method, y, shortcut, name=name, suffix="1")
 
-    s = RSign(name=f"{name}_sign2")(o1)
+    s = method.sign(o1, name=f"{name}_sign2")
     branches = ["a", "b"] if out_channels == 2 * channels else [""]
     outs = []
     for b in branches:
-        y = binary_conv(s, channels, 1, name=f"{name}_bconv1x1{b}")
+        y = method.conv(s, channels, 1, name=f"{name}_bconv1x1{b}")
         y = batch_norm(f"{name}_bn2{b}")(y)
+        if method.activation_before_add:
+            y = method.activate(y, name=f"{name}_act2{b}")
         outs.append(tf.keras.layers.Add(name=f"{name}_add2{b}")([y, o1]))
     y = outs[0] if len(outs) == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(outs)
-    return RPReLU(name=f"{name}_rprelu2")(y)
+    return y if method.activation_before_add else method.activate(y, name=f"{name}_act2")
 
 
-def reactnet_18_block(x, channels, stride, *, name):
+def reactnet_18_block(x, channels, stride, method, *, name):
     """One ReActNet-18 block: out = RPReLU(BN(BConv3x3(RSign(x))) + shortcut), where the
-    shortcut is the identity, or AvgPool2x2 -> real 1x1 conv -> BN when the shape changes."""
-    y = RSign(name=f"{name}_sign")(x)
-    y = binary_conv(y, channels, 3, stride, name=f"{name}_bconv3x3")
+    shortcut is the identity, or AvgPool2x2 -> 1x1 conv -> BN when the shape changes (a real
+    conv, or a binary one after a sign with `method.downsample == "binary"`)."""
+    y = method.sign(x, name=f"{name}_sign")
+    y = method.conv(y, channels, 3, stride, groups=method.groups, name=f"{name}_bconv3x3")
     y = batch_norm(f"{name}_bn")(y)
-    shortcut = x
-    if stride != 1 or x.shape[-1] != channels:
-        if stride == 2:
-            shortcut = avg_pool_2x2(shortcut, name=f"{name}_pool")
-        shortcut = tf.keras.layers.Conv2D(
-            channels, 1, use_bias=False, name=f"{name}_downsample"
-        )(shortcut)
-        shortcut = batch_norm(f"{name}_downsample_bn")(shortcut)
-    y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
-    return RPReLU(name=f"{name}_rprelu")(y)
+    shortcut = downsample(x, channels, stride, method, name=name)
+    return residual(method, y, shortcut, name=name)
+
+
+def downsample(x, channels, stride, method, *, name):
+    """The shortcut of a residual block: identity, or pool -> 1x1 conv -> BN."""
+    if stride == 1 and x.shape[-1] == channels:
+        return x
+    if stride == 2:
+        x = avg_pool_2x2(x, name=f"{name}_pool")
+    if method.downsample == "binary":
+        x = method.sign(x, name=f"{name}_downsample_sign")
+        x = method.conv(x, channels, 1, name=f"{name}_downsample")
+    else:
+        x = tf.keras.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_downsample")(x)
+    return batch_norm(f"{name}_downsample_bn")(x)
 
 
 def _stem(x, filters, *, small, large_kernel, name="stem"):
@@ -91,7 +104,7 @@ def _stem(x, filters, *, small, large_kernel, name="stem"):
     return x
 
 
-@register_model("reactnet-a", "ReActNet-A (MobileNetV1 based), RSign + RPReLU [Liu et al. 2020]")
+@register_model("reactnet-a", "ReActNet-A (MobileNetV1 based), RSign + RPReLU [Liu et al. 2020]", Method())
 def ReActNetA(
     *,
     input_shape=None,
@@ -102,17 +115,20 @@ def ReActNetA(
     alpha=1.0,
     pooling=None,
     classifier_activation="softmax",
+    method=None,
     name="reactnet_a",
 ):
     """ReActNet-A: a real 3x3 stride-2 stem (32 channels) and 13 binary blocks.
 
-    Arguments follow Keras applications; `alpha` scales every width as in MobileNet.
-    Inputs of 64 px or less use a stride-1 stem (the first downsampling is dropped).
+    Arguments follow Keras applications; `alpha` scales every width as in MobileNet;
+    `method` (a `Method`) chooses the block's parts. Inputs of 64 px or less use a
+    stride-1 stem (the first downsampling is dropped).
     """
+    method = method or Method()
     inputs, shape = resolve_input(input_shape, input_tensor)
     x = _stem(inputs, scaled(32, alpha), small=is_small_input(shape), large_kernel=False)
     for i, (out_channels, stride) in enumerate(REACTNET_A_BLOCKS, start=1):
-        x = reactnet_a_block(x, scaled(out_channels, alpha), stride, name=f"block{i}")
+        x = reactnet_a_block(x, scaled(out_channels, alpha), stride, method, name=f"block{i}")
     x = head(
         x,
         include_top=include_top,
@@ -120,10 +136,10 @@ def ReActNetA(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    return finish(inputs, x, name=name, weights=weights)
+    return finish(inputs, x, name=name, weights=weights, method=method)
 
 
-@register_model("reactnet-18", "ReActNet-18 (Bi-Real ResNet-18 based), RSign + RPReLU [Liu et al. 2020]")
+@register_model("reactnet-18", "ReActNet-18 (Bi-Real ResNet-18 based), RSign + RPReLU [Liu et al. 2020]", Method())
 def ReActNet18(
     *,
     input_shape=None,
@@ -134,14 +150,16 @@ def ReActNet18(
     alpha=1.0,
     pooling=None,
     classifier_activation="softmax",
+    method=None,
     name="reactnet_18",
 ):
     """ReActNet-18: a real 7x7 stride-2 stem with 3x3 max-pool, then 16 binary blocks in
     four stages of 64, 128, 256 and 512 channels (times `alpha`).
 
-    Arguments follow Keras applications. Inputs of 64 px or less use a 3x3 stride-1 stem
-    without max-pool.
+    Arguments follow Keras applications; `method` (a `Method`) chooses the block's parts.
+    Inputs of 64 px or less use a 3x3 stride-1 stem without max-pool.
     """
+    method = method or Method()
     inputs, shape = resolve_input(input_shape, input_tensor)
     x = _stem(inputs, scaled(64, alpha), small=is_small_input(shape), large_kernel=True)
     block = 0
@@ -149,7 +167,7 @@ def ReActNet18(
         for i in range(depth):
             block += 1
             stride = 2 if stage > 0 and i == 0 else 1
-            x = reactnet_18_block(x, scaled(channels, alpha), stride, name=f"block{block}")
+            x = reactnet_18_block(x, scaled(channels, alpha), stride, method, name=f"block{block}")
     x = head(
         x,
         include_top=include_top,
@@ -157,4 +175,4 @@ def ReActNet18(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    return finish(inputs, x, name=name, weights=weights)
+    return finish(inputs, x, name=name, weights=weights, method=method)

@@ -11,6 +11,8 @@ class ModelEntry:
     name: str
     constructor: Callable
     description: str
+    method: object  # the `Method` the constructor gets unless one is passed
+    backbone: str = ""
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -20,16 +22,25 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not registered."""
 
 
-def register_model(name: str, description: str):
-    """Registers the decorated constructor under `name`."""
+def _add(entry: ModelEntry):
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    _REGISTRY[entry.name] = entry
+
+
+def register_model(name: str, description: str, method):
+    """Registers the decorated backbone constructor under `name`."""
 
     def decorator(constructor):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, constructor, description)
+        _add(ModelEntry(name, constructor, description, method, backbone=name))
         return constructor
 
     return decorator
+
+
+def register_preset(name: str, backbone: str, method, description: str):
+    """Registers a named model: a registered backbone with a `Method` preset."""
+    _add(ModelEntry(name, _REGISTRY[backbone].constructor, description, method, backbone))
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -50,5 +61,8 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, **kwargs):
-    """Builds the registered model `name`; `kwargs` go to its constructor."""
-    return get_entry(name).constructor(**kwargs)
+    """Builds the registered model `name`; `kwargs` go to its constructor (a `method`
+    argument replaces the model's own)."""
+    entry = get_entry(name)
+    kwargs.setdefault("method", entry.method)
+    return entry.constructor(**kwargs)

@@ -1,0 +1,392 @@
+r"""GAAF: complementary activation functions for binary networks, and their genetic search.
+
+A complementary activation \\(f\\) sits in front of the sign of a binary activation,
+
+\\[ x_b = \operatorname{sign}(\operatorname{hardtanh}_{1.3}(f(x - a_c))), \qquad
+    f(x) = B(U_1(x), U_2(x)), \\]
+
+with \\(U_1, U_2\\) drawn from 22 unary operations (`UNARY`) and \\(B\\) from 11 binary
+operations (`BINARY`), as in the authors' code. A `Genome` names one choice of
+\\((U_1, U_2, B)\\); `search` runs the authors' genetic algorithm over genomes.
+
+Guards (Ours; the paper only says "a small epsilon"), with `EPS` = 1e-6:
+
+- `log_abs`: \\(\log(|x| + \epsilon)\\).
+- `signed_sqrt`: \\(x / \sqrt{|x| + \epsilon}\\), which is \\(\operatorname{sign}(x)\sqrt{|x|}\\)
+  to within \\(0.3\sqrt{\epsilon}\\) and keeps the gradient finite at 0.
+- `div`, `ratio`: a denominator \\(d\\) becomes \\(d + \epsilon \operatorname{sign}(d)\\) with
+  \\(\operatorname{sign}(0) = +1\\), so it is never closer to 0 than \\(\epsilon\\).
+
+TFLite rewrites (Ours): TensorFlow's `Tan`, `Atan`, `Erf` and `Erfc` are not TFLite built-ins
+(LCE emits them as unresolvable custom ops), so the layers always compute them from built-ins,
+in training too, so that Keras and the converted model agree: \\(\tan = \sin / \cos\\),
+\\(\operatorname{atan}(x) = \operatorname{atan2}(x, 1)\\), and `erf`, `erfc` below.
+
+# References
+- Li et al., Searching Complementary Activation Functions for Binary Neural Networks
+  (GAAF), Tsinghua Science and Technology, 2023. https://arxiv.org/abs/2206.03291
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import larq as lq
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+EPS = 1e-6
+
+_register = tf.keras.utils.register_keras_serializable(package="lqm")
+
+
+# -- erf and erfc from TFLite built-ins ---------------------------------------------------
+
+# Maclaurin series erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1)), to n = 5: its
+# truncation error is below 3e-8 for |x| < 0.5, and, unlike 1 - erfc(x), it is odd with the
+# right sign for the tiniest x, which matters in front of a sign.
+_SERIES = [(-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(6)]
+# Abramowitz & Stegun 7.1.26: erfc(x) = t P(t) exp(-x^2) + e(x), t = 1 / (1 + p x), x >= 0,
+# with |e(x)| <= 1.5e-7.
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _horner(coefficients, t):
+    result = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        result = result * t + c
+    return result
+
+
+def _erf_series(x):
+    return (2 / math.sqrt(math.pi)) * x * _horner(_SERIES, x * x)
+
+
+def _erfc_tail(x):
+    ax = tf.abs(x)
+    t = 1.0 / (1.0 + _AS_P * ax)
+    return t * _horner(_AS_A, t) * tf.exp(-ax * ax)
+
+
+def erf(x):
+    """erf from TFLite built-ins: the Maclaurin series for |x| < 0.5, else 1 - A&S 7.1.26.
+
+    Absolute error below 1e-6 in float32 (tested against `math.erf`)."""
+    tail = _erfc_tail(x)
+    return tf.where(tf.abs(x) < 0.5, _erf_series(x), tf.where(x > 0, 1.0 - tail, tail - 1.0))
+
+
+def erfc(x):
+    """erfc from TFLite built-ins, by the same two pieces as `erf`; absolute error below 1e-6."""
+    tail = _erfc_tail(x)
+    return tf.where(tf.abs(x) < 0.5, 1.0 - _erf_series(x), tf.where(x > 0, tail, 2.0 - tail))
+
+
+def _away_from_zero(d):
+    """d + EPS * sign(d), sign(0) = +1: the guard of every denominator."""
+    return tf.where(d >= 0, d + EPS, d - EPS)
+
+
+# -- the operation tables -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of the search space. `fn(x, s)` for unary ops, `fn(x1, x2, s)` for binary
+    ones; `s` is the op's learnable per-channel parameter (None if `s_init` is None)."""
+
+    name: str
+    formula: str
+    fn: Callable
+    s_init: float | None = None
+
+
+UNARY = (
+    Op("x", "x", lambda x, s: x),
+    Op("zero", "0", lambda x, s: tf.zeros_like(x)),
+    Op("square", "x^2", lambda x, s: tf.square(x)),
+    Op("cube", "x^3", lambda x, s: x * x * x),
+    Op("signed_sqrt", "x / sqrt(|x| + eps)", lambda x, s: x / tf.sqrt(tf.abs(x) + EPS)),
+    Op("log_abs", "log(|x| + eps)", lambda x, s: tf.math.log(tf.abs(x) + EPS)),
+    Op("sin", "sin(x)", lambda x, s: tf.sin(x)),
+    Op("cos", "cos(x)", lambda x, s: tf.cos(x)),
+    Op("sigmoid", "1 / (1 + exp(-x))", lambda x, s: tf.sigmoid(x)),
+    Op("tan", "sin(x) / cos(x)", lambda x, s: tf.sin(x) / tf.cos(x)),
+    Op("atan", "atan2(x, 1)", lambda x, s: tf.math.atan2(x, tf.ones_like(x))),
+    Op("erf", "erf(x)", lambda x, s: erf(x)),
+    Op("erfc", "erfc(x)", lambda x, s: erfc(x)),
+    Op("exp_neg_abs", "exp(-|x|)", lambda x, s: tf.exp(-tf.abs(x))),
+    Op("exp_neg_sq", "exp(-x^2)", lambda x, s: tf.exp(-tf.square(x))),
+    Op("max0", "max(x, 0)", lambda x, s: tf.maximum(x, 0.0)),
+    Op("min0", "min(x, 0)", lambda x, s: tf.minimum(x, 0.0)),
+    Op("abs", "|x|", lambda x, s: tf.abs(x)),
+    Op("neg", "-x", lambda x, s: -x),
+    Op("scale", "s * x", lambda x, s: s * x, s_init=1.0),
+    Op("shift", "x + s", lambda x, s: x + s, s_init=0.0),
+    Op("const", "s", lambda x, s: s * tf.ones_like(x), s_init=1.0),
+)
+
+BINARY = (
+    Op("add", "x1 + x2", lambda a, b, s: a + b),
+    Op("sub", "x1 - x2", lambda a, b, s: a - b),
+    Op("mul", "x1 * x2", lambda a, b, s: a * b),
+    Op("div", "x1 / (x2 + eps sign(x2))", lambda a, b, s: a / _away_from_zero(b)),
+    Op("ratio", "x1 / (x1 + x2 + eps sign(x1 + x2))", lambda a, b, s: a / _away_from_zero(a + b)),
+    Op("max", "max(x1, x2)", lambda a, b, s: tf.maximum(a, b)),
+    Op("min", "min(x1, x2)", lambda a, b, s: tf.minimum(a, b)),
+    Op("gate", "x1 * sigmoid(x2)", lambda a, b, s: a * tf.sigmoid(b)),
+    Op("exp_neg_sq_diff", "exp(-(x1 - x2)^2)", lambda a, b, s: tf.exp(-tf.square(a - b))),
+    Op("exp_neg_abs_diff", "exp(-|x1 - x2|)", lambda a, b, s: tf.exp(-tf.abs(a - b))),
+    Op("mix", "s * x1 + (1 - s) * x2", lambda a, b, s: s * a + (1.0 - s) * b, s_init=1.0),
+)
+
+_UNARY_INDEX = {op.name: i for i, op in enumerate(UNARY)}
+_BINARY_INDEX = {op.name: i for i, op in enumerate(BINARY)}
+_VALID = f"unary ops: {', '.join(_UNARY_INDEX)}; binary ops: {', '.join(_BINARY_INDEX)}"
+
+
+# -- genomes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Genome:
+    """A complementary activation f(x) = BINARY[binary](UNARY[unary1](x), UNARY[unary2](x)).
+
+    `str(genome)` is the readable form `binary(unary1,unary2)`, e.g. `add(sin,x)`;
+    `Genome.parse` reads it back, and also the index form `unary1,unary2,binary`, e.g. `6,0,0`.
+    """
+
+    unary1: int
+    unary2: int
+    binary: int
+
+    def __post_init__(self):
+        for field, table in (("unary1", UNARY), ("unary2", UNARY), ("binary", BINARY)):
+            value = getattr(self, field)
+            if not isinstance(value, int) or not 0 <= value < len(table):
+                raise ValueError(
+                    f"GAAF genome {field} must be an index in 0..{len(table) - 1}, got {value!r}"
+                )
+
+    @property
+    def ops(self) -> tuple[Op, Op, Op]:
+        return UNARY[self.unary1], UNARY[self.unary2], BINARY[self.binary]
+
+    def __str__(self):
+        u1, u2, b = self.ops
+        return f"{b.name}({u1.name},{u2.name})"
+
+    @classmethod
+    def parse(cls, text: str) -> Genome:
+        if match := re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", text):
+            u1, u2, b = map(int, match.groups())
+            if u1 < len(UNARY) and u2 < len(UNARY) and b < len(BINARY):
+                return cls(u1, u2, b)
+            raise ValueError(
+                f"bad GAAF genome {text!r}: indices must be unary1 < {len(UNARY)}, "
+                f"unary2 < {len(UNARY)}, binary < {len(BINARY)}"
+            )
+        match = re.fullmatch(r"\s*(\w+)\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)\s*", text)
+        if not match:
+            raise ValueError(
+                f"bad GAAF genome {text!r}: expected 'binary(unary1,unary2)' such as "
+                f"'add(sin,x)', or indices 'unary1,unary2,binary' such as '6,0,0'; {_VALID}"
+            )
+        b, u1, u2 = match.groups()
+        unknown = [name for name in (u1, u2) if name not in _UNARY_INDEX]
+        unknown += [] if b in _BINARY_INDEX else [b]
+        if unknown:
+            raise ValueError(f"bad GAAF genome {text!r}: unknown op {unknown[0]!r}; {_VALID}")
+        return cls(_UNARY_INDEX[u1], _UNARY_INDEX[u2], _BINARY_INDEX[b])
+
+    @classmethod
+    def random(cls, rng: random.Random) -> Genome:
+        return cls(rng.randrange(len(UNARY)), rng.randrange(len(UNARY)), rng.randrange(len(BINARY)))
+
+    def mutate(self, rng: random.Random) -> Genome:
+        """A copy with one gene, chosen uniformly, resampled to a different op."""
+        genes = [self.unary1, self.unary2, self.binary]
+        gene = rng.randrange(3)
+        choices = [i for i in range(len(BINARY) if gene == 2 else len(UNARY)) if i != genes[gene]]
+        genes[gene] = rng.choice(choices)
+        return Genome(*genes)
+
+
+# -- layers --------------------------------------------------------------------------------
+
+
+class _GenomeLayer(tf.keras.layers.Layer):
+    """Holds a genome and the learnable per-channel `s` of those of its ops that have one."""
+
+    def __init__(self, genome, **kwargs):
+        super().__init__(**kwargs)
+        self.genome = genome if isinstance(genome, Genome) else Genome.parse(genome)
+
+    def build(self, input_shape):
+        def parameter(name, op):
+            if op.s_init is None:
+                return None
+            return self.add_weight(
+                name=name,
+                shape=(int(input_shape[-1]),),
+                initializer=tf.keras.initializers.Constant(op.s_init),
+            )
+
+        u1, u2, b = self.genome.ops
+        self.s_unary1 = parameter("s_unary1", u1)
+        self.s_unary2 = parameter("s_unary2", u2)
+        self.s_binary = parameter("s_binary", b)
+        super().build(input_shape)
+
+    def activation(self, x):
+        u1, u2, b = self.genome.ops
+        return b.fn(u1.fn(x, self.s_unary1), u2.fn(x, self.s_unary2), self.s_binary)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "genome": str(self.genome)}
+
+
+@_register
+class ComplementaryActivation(_GenomeLayer):
+    r"""A searched complementary activation function (GAAF), as a float layer.
+
+    \\[ f(x) = B(U_1(x), U_2(x)) \\]
+
+    with the ops named by `genome` (a `Genome` or its string, e.g. `"add(sin,x)"`); see the
+    module docstring for the op tables and the guards of divisions and logarithms. The ops
+    `scale`, `shift`, `const` and `mix` each get a learnable parameter per channel (last
+    axis), initialised to 1, 0, 1 and 1; other genomes have no weights.
+
+    # References
+    - Li et al., Searching Complementary Activation Functions for Binary Neural Networks
+      (GAAF), Tsinghua Science and Technology, 2023. https://arxiv.org/abs/2206.03291
+    """
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+
+@_register
+class GAAFSign(_GenomeLayer):
+    r"""A sign with a learnable threshold per channel and a complementary activation f (GAAF).
+
+    \\[ x_b = \operatorname{sign}(\operatorname{hardtanh}_{1.3}(f(x - a_c))), \qquad
+        \operatorname{sign}(0) = +1 \\]
+
+    `a` starts at 0 (as ReActNet's RSign) and `f` is the `ComplementaryActivation` named by
+    `genome`. The backward pass is straight-through the sign and hardtanh and exact through
+    f: \\(\partial x_b / \partial x = f'(x - a_c)\\) where \\(|f(x - a_c)| \le 1.3\\), else 0,
+    so f reshapes the sign's surrogate gradient (larq's `ste_sign` with `clip_value`).
+
+    After conversion with LCE, `x - a` and f run as float elementwise TFLite built-ins in
+    front of `LceQuantize`; f is not folded into a threshold even when it is monotone.
+
+    `precision = 1` marks the output as binary for cost counting, as larq's quantizers do.
+
+    # References
+    - Li et al., Searching Complementary Activation Functions for Binary Neural Networks
+      (GAAF), Tsinghua Science and Technology, 2023. https://arxiv.org/abs/2206.03291
+    """
+
+    precision = 1
+
+    def __init__(self, genome, clip_value=1.3, **kwargs):
+        super().__init__(genome, **kwargs)
+        self.clip_value = clip_value
+
+    def build(self, input_shape):
+        self.threshold = self.add_weight(
+            name="threshold", shape=(int(input_shape[-1]),), initializer="zeros"
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        f = self.activation(inputs - self.threshold)
+        return lq.quantizers.ste_sign(f, clip_value=self.clip_value)
+
+    def get_config(self):
+        return {**super().get_config(), "clip_value": self.clip_value}
+
+
+# -- the genetic search --------------------------------------------------------------------
+
+
+def _read_log(log_path) -> dict[str, float]:
+    try:
+        with open(log_path) as f:
+            return {r["genome"]: r["fitness"] for r in map(json.loads, filter(str.strip, f))}
+    except FileNotFoundError:
+        return {}
+
+
+def search(
+    fitness: Callable[[Genome], float],
+    *,
+    population: int = 30,
+    generations: int = 200,
+    children: int = 10,
+    seed: int = 0,
+    log_path=None,
+    progress: bool = True,
+) -> list[tuple[Genome, float]]:
+    """The genetic search of the authors' code; returns the final population, best first.
+
+    Starts from `population` distinct random genomes. Each generation makes `children`
+    children, each a uniformly chosen member with one gene resampled (`Genome.mutate`); a
+    child replaces the worst member if it is fitter and not already a member, so the best
+    genome found is never lost. `fitness(genome)` must return higher-is-better; NaN counts
+    as -inf. (Ours, where the authors' code gives no detail: distinct initial members, a
+    mutation always changes its gene, and duplicates of members are not admitted.)
+
+    Each genome is evaluated once: every evaluation is appended to `log_path` as a JSON line
+    `{"genome", "fitness", "generation"}`, and later meetings of the same genome reuse the
+    value. A rerun with the same `log_path` and seed replays the same random choices, reading
+    logged fitnesses instead of evaluating again, so an interrupted search resumes where it
+    stopped and ends exactly as an uninterrupted one would. (The log is therefore a cache:
+    use one log per fitness function.)
+    """
+    space = len(UNARY) ** 2 * len(BINARY)
+    if not 1 <= population <= space:
+        raise ValueError(f"population must be between 1 and {space} (distinct genomes); got {population}")
+    rng = random.Random(seed)
+    known = _read_log(log_path) if log_path else {}
+    bar = tqdm(total=population + generations * children, unit="genome", disable=not progress)
+
+    def evaluate(genome, generation):
+        key = str(genome)
+        if key not in known:
+            value = float(fitness(genome))
+            known[key] = -math.inf if math.isnan(value) else value
+            if log_path:
+                record = {"genome": key, "fitness": known[key], "generation": generation}
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+        bar.update()
+        return known[key]
+
+    with bar:
+        members = []
+        while len(members) < population:
+            genome = Genome.random(rng)
+            if genome not in members:
+                members.append(genome)
+        scores = [evaluate(genome, 0) for genome in members]
+        for generation in range(1, generations + 1):
+            for _ in range(children):
+                child = rng.choice(members).mutate(rng)
+                score = evaluate(child, generation)
+                worst = min(range(population), key=scores.__getitem__)
+                if score > scores[worst] and child not in members:
+                    members[worst], scores[worst] = child, score
+            bar.set_postfix(best=max(scores))
+    order = sorted(range(population), key=lambda i: -scores[i])
+    return [(members[i], scores[i]) for i in order]

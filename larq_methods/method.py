@@ -1,0 +1,171 @@
+"""A method is a configuration of the binary block, not a class per paper.
+
+`Method` names which threshold, activation, weight binarisation, complementary activation,
+grouping and downsampling a binary block uses; its methods build those parts. Backbones in
+`zoo` take a `Method`, so every method runs on every backbone, and a paper's model is a
+preset (`zoo.named`), not a copy.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import larq as lq
+import tensorflow as tf
+
+from larq_methods import layers
+
+THRESHOLDS = ("static", "insta", "insta+", "dynamic", "none")
+ACTIVATIONS = ("rprelu", "fprelu", "insta-prelu", "dyprelu", "none")
+WEIGHTS = ("mean-abs", "learned")
+DOWNSAMPLES = ("real", "binary")
+# LCE binarises a grouped convolution only with this many input channels per group (or a
+# multiple); otherwise it emits a float convolution without failing.
+LCE_GROUP_CHANNELS = 32
+
+
+class MethodError(ValueError):
+    """A method configuration that cannot be built."""
+
+
+class GroupedConvolutionError(MethodError):
+    """A grouped binary convolution that LCE would silently leave in float."""
+
+
+def _choice(field, value, allowed):
+    if value not in allowed:
+        raise MethodError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Method:
+    """The parts of a binary block.
+
+    - `threshold`: the sign's threshold: "static" (ReActNet's RSign), "insta" (INSTA-Th),
+      "insta+" (INSTA-Th+), "dynamic" (DyBNN's DySign), or "none" (Bi-Real Net's plain
+      sign with the ApproxSign gradient).
+    - `activation`: "rprelu" (ReActNet), "insta-prelu" (INSTA-BNN), "dyprelu" (DyBNN), all
+      after the shortcut addition; "fprelu" (FTBNN), after the BatchNorm of each binary
+      convolution, before the addition; or "none".
+    - `weights`: "mean-abs" (w_b = mean|W| sign(W), ReActNet) or "learned" (ReBNN's learned
+      scale), with ReBNN's balance `gamma` ("adaptive" or a float).
+    - `gaaf`: a GAAF genome (e.g. "add(sin,x)"): a complementary activation before the sign
+      (with the static threshold).
+    - `groups`: groups of every 3x3 binary convolution (FTBNN's group execution).
+    - `downsample`: the shortcut's 1x1 convolution where the shape changes, "real" or
+      "binary" (FTBNN); backbones without one ignore it.
+    """
+
+    threshold: str = "static"
+    activation: str = "rprelu"
+    weights: str = "mean-abs"
+    gamma: float | str = "adaptive"
+    gaaf: str | None = None
+    groups: int = 1
+    downsample: str = "real"
+
+    def __post_init__(self):
+        _choice("threshold", self.threshold, THRESHOLDS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("weights", self.weights, WEIGHTS)
+        _choice("downsample", self.downsample, DOWNSAMPLES)
+        if not (self.gamma == "adaptive" or isinstance(self.gamma, (int, float)) and self.gamma >= 0):
+            raise MethodError(f"gamma must be 'adaptive' or a non-negative number; got {self.gamma!r}")
+        if not isinstance(self.groups, int) or self.groups < 1:
+            raise MethodError(f"groups must be a positive integer; got {self.groups!r}")
+        if self.gaaf is not None:
+            if self.threshold != "static":
+                raise MethodError("a GAAF sign has its own static threshold; use threshold 'static'")
+            from larq_methods import gaaf
+
+            try:
+                gaaf.Genome.parse(self.gaaf)  # fail early on a bad genome
+            except ValueError as e:
+                raise MethodError(str(e)) from None
+
+    def replace(self, **changes) -> "Method":
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        default = Method()
+        parts = [f"{k}={v}" for k, v in self.as_dict().items() if v != getattr(default, k)]
+        if self.weights != "learned":
+            parts = [p for p in parts if not p.startswith("gamma=")]
+        return ", ".join(parts) or "ReActNet (static threshold, RPReLU)"
+
+    # -- building blocks -------------------------------------------------------------------
+
+    def sign(self, x, *, name):
+        """The binary activation: x_b = sign(x - t) with the configured threshold t."""
+        if self.gaaf is not None:
+            from larq_methods import gaaf
+
+            return gaaf.GAAFSign(self.gaaf, name=name)(x)
+        cls = {
+            "none": lq.quantizers.ApproxSign,
+            "static": layers.RSign,
+            "insta": layers.InstaThreshold,
+            "insta+": layers.InstaThresholdPlus,
+            "dynamic": layers.DySign,
+        }[self.threshold]
+        return cls(name=name)(x)
+
+    @property
+    def activation_before_add(self) -> bool:
+        return self.activation == "fprelu"
+
+    def activate(self, x, *, name):
+        if self.activation == "none":
+            return x
+        cls = {
+            "rprelu": layers.RPReLU,
+            "fprelu": layers.FPReLU,
+            "insta-prelu": layers.InstaPReLU,
+            "dyprelu": layers.DyPReLU,
+        }[self.activation]
+        return cls(name=name)(x)
+
+    def conv(self, x, filters, kernel_size, strides=1, *, groups=1, name):
+        """A binary convolution of binarised `x` (the output of `sign`).
+
+        One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
+        conversion; the weight clip stops latent weights outside [-1, 1] from starving,
+        since the sign's straight-through gradient is zero there.
+        """
+        check_groups(name, int(x.shape[-1]), groups)
+        common = dict(
+            strides=strides,
+            padding="same",
+            pad_values=1.0,
+            groups=groups,
+            kernel_constraint="weight_clip",
+            kernel_initializer="glorot_normal",
+            use_bias=False,
+            name=name,
+        )
+        if self.weights == "learned":
+            from larq_methods import rebnn
+
+            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, **common)(x)
+        return lq.layers.QuantConv2D(
+            filters, kernel_size, kernel_quantizer="magnitude_aware_sign", **common
+        )(x)
+
+
+def check_groups(name, channels, groups):
+    """Refuses a grouped binary convolution that LCE would leave in float."""
+    if groups == 1:
+        return
+    step = LCE_GROUP_CHANNELS * groups
+    if channels % step == 0:
+        return
+    below, above = (channels // step) * step, (channels // step + 1) * step
+    nearest = " or ".join(str(w) for w in (below, above) if w > 0)
+    raise GroupedConvolutionError(
+        f"{name}: {channels} input channels in {groups} groups; LCE binarises a grouped "
+        f"convolution only with a multiple of {LCE_GROUP_CHANNELS} channels per group, so "
+        f"the nearest valid widths are {nearest} (change alpha, or use groups=1)"
+    )
+

@@ -1,0 +1,134 @@
+"""larq-zoo's BiRealNet and QuickNet, with their blocks built by a `Method`.
+
+The larq-zoo factories keep their stems, transitions and heads; only the binary residual
+block (and QuickNet's stem for inputs of 64 px or less) is overridden, so any method runs
+on these backbones too. Weights start random: the
+larq-zoo ImageNet weights belong to the original blocks.
+"""
+
+import larq_methods  # noqa: F401  (Keras 2 before larq-zoo imports TensorFlow)
+import tensorflow as tf
+from larq_zoo.literature.birealnet import BiRealNetFactory
+from larq_zoo.sota.quicknet import QuickNetFactory, blurpool_initializer
+from zookeeper import Field, factory
+
+from larq_methods.method import Method
+from zoo.common import batch_norm, is_small_input, resolve_input, scaled
+from zoo.reactnet import downsample, residual
+from zoo.registry import register_model
+
+
+@tf.keras.utils.register_keras_serializable(package="lqm")
+class BlurPoolInitializer(tf.keras.initializers.Initializer):
+    """larq-zoo's blur-pool initializer as a class. tf-keras saves the plain function as
+    {"class_name": "function"}, which `load_model` cannot read back."""
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        return blurpool_initializer(shape, dtype)
+
+
+# Layer configs inside an .h5 file name initializers by bare class name.
+tf.keras.utils.get_custom_objects()["BlurPoolInitializer"] = BlurPoolInitializer
+
+
+class _MethodBlocks:
+    """Numbers the blocks so that their layers get readable names."""
+
+    method: Method = Field(lambda: Method())
+
+    def _next_block(self) -> str:
+        self._blocks = getattr(self, "_blocks", 0) + 1
+        return f"block{self._blocks}"
+
+
+@factory
+class BiRealNetMethodFactory(_MethodBlocks, BiRealNetFactory):
+    """Bi-Real Net (Liu et al., ECCV 2018) with method-built blocks:
+    out = act(BN(BConv3x3(sign(x))) + shortcut), shortcut = identity or pool -> 1x1 conv -> BN."""
+
+    def residual_block(self, x, double_filters=False, filters=None):
+        in_filters = int(x.shape[-1])
+        out_filters = filters or (2 * in_filters if double_filters else in_filters)
+        stride = 1 if out_filters == in_filters else 2
+        name = self._next_block()
+        m = self.method
+        y = m.sign(x, name=f"{name}_sign")
+        y = m.conv(y, out_filters, 3, stride, groups=m.groups, name=f"{name}_bconv3x3")
+        y = batch_norm(f"{name}_bn")(y)
+        return residual(m, y, downsample(x, out_filters, stride, m, name=name), name=name)
+
+
+@factory
+class QuickNetMethodFactory(_MethodBlocks, QuickNetFactory):
+    """QuickNet (Bannink et al., larq-zoo) with method-built residual blocks:
+    out = act(BN(ReLU(BConv3x3(sign(x)))) + x); LCE fuses the ReLU and BN into the bconv."""
+
+    def stem_module(self, filters, x):
+        """Small inputs (<= 64 px, ours): one real 3x3 stride-1 conv + BN instead of
+        QuickNet's two stride-2 convolutions, which would leave too little to pool."""
+        if not is_small_input(x.shape[1:]):
+            return super().stem_module(filters, x)
+        x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
+        return batch_norm("stem_bn")(x)
+
+    def residual_block(self, x):
+        name = self._next_block()
+        m = self.method
+        y = m.sign(x, name=f"{name}_sign")
+        y = m.conv(y, int(x.shape[-1]), 3, groups=m.groups, name=f"{name}_bconv3x3")
+        y = tf.keras.layers.ReLU(name=f"{name}_relu")(y)
+        y = batch_norm(f"{name}_bn")(y)
+        return residual(m, y, x, name=name)
+
+
+def _build(factory_class, *, input_shape, input_tensor, weights, include_top, num_classes, method, name, **widths):
+    inputs, shape = resolve_input(input_shape, input_tensor)
+    # larq-zoo's factories type-check `input_tensor` as a tf.Tensor, which a tf-keras
+    # KerasTensor is not: build on a fresh input, then call the model on the given one.
+    model = factory_class(
+        include_top=include_top,
+        weights=None,
+        input_shape=shape,
+        num_classes=num_classes,
+        method=method or Method(),
+        **widths,
+    ).build()
+    for layer in model.layers:
+        if getattr(layer, "depthwise_initializer", None) is blurpool_initializer:
+            layer.depthwise_initializer = BlurPoolInitializer()  # weights are already set
+    if input_tensor is not None:
+        model = tf.keras.Model(inputs, model(inputs))
+    model._name = name
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+@register_model(
+    "birealnet",
+    "larq-zoo BiRealNet (Bi-Real Net ResNet-18), blocks as Bi-Real's: plain sign, no activation",
+    method=Method(threshold="none", activation="none"),
+)
+def BiRealNet(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000, alpha=1.0, method=None, name="birealnet"):
+    """larq-zoo's BiRealNet factory with `alpha`-scaled widths and `method`-built blocks."""
+    return _build(
+        BiRealNetMethodFactory,
+        input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+        include_top=include_top, num_classes=num_classes, method=method, name=name,
+        filters=scaled(64, alpha),
+    )  # fmt: skip
+
+
+@register_model(
+    "quicknet",
+    "larq-zoo QuickNet, blocks as QuickNet's: plain sign, ReLU, no activation after the add",
+    method=Method(threshold="none", activation="none"),
+)
+def QuickNet(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000, alpha=1.0, method=None, name="quicknet"):
+    """larq-zoo's QuickNet factory with `alpha`-scaled widths and `method`-built blocks."""
+    return _build(
+        QuickNetMethodFactory,
+        input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+        include_top=include_top, num_classes=num_classes, method=method, name=name,
+        section_filters=tuple(scaled(f, alpha) for f in (64, 128, 256, 512)),
+    )  # fmt: skip
