@@ -106,7 +106,7 @@ def binary_convolutions(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """Keras convolutions with a 1-bit kernel quantizer: each must become an LceBconv2d."""
     return [
         layer
-        for layer in costs._layers(model)
+        for layer in costs.flat_layers(model)
         if isinstance(layer, tf.keras.layers.Conv2D) and costs.has_binary_kernel(layer)
     ]
 

@@ -95,17 +95,18 @@ def macs(layer) -> int:
     )
 
 
-def _layers(model):
+def flat_layers(model):
+    """The layers of `model`, with those of nested models in their place."""
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
-            yield from _layers(layer)
+            yield from flat_layers(layer)
         else:
             yield layer
 
 
 def count(model: tf.keras.Model) -> Costs:
     bops = flops = params = binary_params = 0
-    for layer in _layers(model):
+    for layer in flat_layers(model):
         n = macs(layer)
         if is_binary(layer):
             bops += n

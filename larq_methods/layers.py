@@ -44,6 +44,27 @@ def _slope_weight(layer, input_shape, value):
     )
 
 
+class _PReLUParameters:
+    """The per-channel input shift `gamma`, PReLU `slope` and output shift `zeta` of RPReLU
+    and its instance-aware and dynamic variants (a mixin before the Keras layer base)."""
+
+    def __init__(self, slope_initializer=0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.slope_initializer = slope_initializer
+
+    def build(self, input_shape):
+        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
+        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
+        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "slope_initializer": self.slope_initializer}
+
+
 @_register
 class RSign(tf.keras.layers.Layer):
     r"""ReAct-Sign: a sign with a learnable threshold per channel.
@@ -76,7 +97,7 @@ class RSign(tf.keras.layers.Layer):
 
 
 @_register
-class RPReLU(tf.keras.layers.Layer):
+class RPReLU(_PReLUParameters, tf.keras.layers.Layer):
     r"""ReAct-PReLU: a PReLU with learnable shifts of its input and output per channel.
 
     \\[ f(x) = \operatorname{PReLU}_c(x - \gamma_c) + \zeta_c, \qquad
@@ -90,24 +111,8 @@ class RPReLU(tf.keras.layers.Layer):
       Activation Functions, ECCV 2020. https://arxiv.org/abs/2003.03488
     """
 
-    def __init__(self, slope_initializer=0.25, **kwargs):
-        super().__init__(**kwargs)
-        self.slope_initializer = slope_initializer
-
-    def build(self, input_shape):
-        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
-        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
-        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
-        super().build(input_shape)
-
     def call(self, inputs):
         return _prelu(inputs - self.gamma, self.slope) + self.zeta
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "slope_initializer": self.slope_initializer}
 
 
 def _cube_root(y, epsilon=1e-12):
@@ -248,7 +253,7 @@ class InstaThresholdPlus(_InstanceStatistics):
 
 
 @_register
-class InstaPReLU(_InstanceStatistics):
+class InstaPReLU(_PReLUParameters, _InstanceStatistics):
     r"""INSTA-PReLU: RPReLU whose shifts get an instance-aware term.
 
     \\[ f(x) = \operatorname{PReLU}_c(x - g_{nc}) + z_{nc}, \quad
@@ -262,14 +267,7 @@ class InstaPReLU(_InstanceStatistics):
       ICCV 2023. https://arxiv.org/abs/2204.07439
     """
 
-    def __init__(self, slope_initializer=0.25, **kwargs):
-        super().__init__(**kwargs)
-        self.slope_initializer = slope_initializer
-
     def build(self, input_shape):
-        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
-        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
-        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
         self.gamma_scale = _channel_weight(self, "gamma_scale", input_shape, "zeros")
         self.zeta_scale = _channel_weight(self, "zeta_scale", input_shape, "zeros")
         super().build(input_shape)
@@ -279,9 +277,6 @@ class InstaPReLU(_InstanceStatistics):
         g = self.gamma + self.gamma_scale * m1
         z = self.zeta + self.zeta_scale * m1
         return _prelu(inputs - g, self.slope) + z
-
-    def get_config(self):
-        return {**super().get_config(), "slope_initializer": self.slope_initializer}
 
 
 class _HyperFunction(tf.keras.layers.Layer):
@@ -342,7 +337,7 @@ class DySign(_HyperFunction):
 
 
 @_register
-class DyPReLU(_HyperFunction):
+class DyPReLU(_PReLUParameters, _HyperFunction):
     r"""DyBNN's dynamic PReLU: RPReLU whose shifts are computed per instance.
 
     \\[ h' = \mathrm{ReLU}(\mathrm{FC}_1(\mathrm{GAP}(x))), \quad
@@ -359,22 +354,9 @@ class DyPReLU(_HyperFunction):
 
     outputs = ("fc3", "fc4")
 
-    def __init__(self, slope_initializer=0.25, **kwargs):
-        super().__init__(**kwargs)
-        self.slope_initializer = slope_initializer
-
-    def build(self, input_shape):
-        self.gamma = _channel_weight(self, "gamma", input_shape, "zeros")
-        self.slope = _slope_weight(self, input_shape, self.slope_initializer)
-        self.zeta = _channel_weight(self, "zeta", input_shape, "zeros")
-        super().build(input_shape)
-
     def call(self, inputs):
         g, z = self.dynamic_terms(inputs)
         return _prelu(inputs - (self.gamma + g), self.slope) + (self.zeta + z)
-
-    def get_config(self):
-        return {**super().get_config(), "slope_initializer": self.slope_initializer}
 
 
 @_register

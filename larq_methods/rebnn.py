@@ -182,17 +182,9 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
         return {**super().get_config(), "gamma": self.gamma}
 
 
-def _walk(model):
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            yield from _walk(layer)
-        else:
-            yield layer
-
-
 def rebnn_layers(model) -> list:
     """The `ReBNNConv2D` layers of `model`, nested models included, in layer order."""
-    return [layer for layer in _walk(model) if isinstance(layer, ReBNNConv2D)]
+    return [layer for layer in costs.flat_layers(model) if isinstance(layer, ReBNNConv2D)]
 
 
 @_register
@@ -251,7 +243,7 @@ class OscillationLogger(tf.keras.callbacks.Callback):
     def _layers(self):
         return [
             layer
-            for layer in _walk(self.model)
+            for layer in costs.flat_layers(self.model)
             if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)
         ]
 
