@@ -110,3 +110,14 @@ def test_named_model_round_trips_and_converts_fully_binary(name, tmp_path):
     allowed_custom = {"LceQuantize", "LceBconv2d"}
     assert not {op for op in report["operators"] if op.startswith("Lce")} - allowed_custom
     assert not any(op.startswith("Flex") or op.isdigit() for op in report["operators"])
+
+
+@pytest.mark.parametrize("preset", sorted(zoo.PRESETS))
+def test_every_preset_works_in_larq_summary(preset, capsys):
+    import larq as lq
+
+    method = zoo.PRESETS[preset].replace(groups=1)  # two groups need wider layers
+    model = zoo.create_model("reactnet-18", input_shape=(32, 32, 3), num_classes=10, alpha=0.25, method=method)
+    lq.models.summary(model)
+    out = capsys.readouterr().out
+    assert "block16_bconv3x3" in out and "Total params" in out
