@@ -27,7 +27,8 @@ def run(*args):
     start = time.perf_counter()
     proc = subprocess.run([*LQM, *map(str, args)], capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+        raise RuntimeError(errors[-1] if errors else f"exit status {proc.returncode}")
     return proc.stdout, time.perf_counter() - start
 
 
