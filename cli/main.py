@@ -316,9 +316,7 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
         if path.suffix == ".tflite":
             flatbuffer = path.read_bytes()
             try:
-                from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-                shape = Interpreter(flatbuffer).input_shapes[0]
+                shape = lqconvert.interpreter(flatbuffer).input_shapes[0]
             except Exception as e:
                 raise saving.FileError(f"{path} is not a TFLite model: {e}") from None
             size, chans = _model_input(shape)

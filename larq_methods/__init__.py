@@ -17,10 +17,23 @@ if not tf.keras.__name__.startswith("tf_keras"):  # pragma: no cover
         "larq_methods first or set TF_USE_LEGACY_KERAS=1 in the environment."
     )
 
-from larq_methods import layers, losses  # noqa: E402
+# Importing every module registers every layer, loss and model class with Keras, so that
+# `tf.keras.models.load_model` reads any saved model after `import larq_methods` alone.
+from larq_methods import gaaf, initializers, layers, losses, method, rebnn  # noqa: E402
 from larq_methods.layers import RPReLU, RSign  # noqa: E402
 from larq_methods.losses import DistributionalLoss  # noqa: E402
+from larq_methods.method import Method  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["DistributionalLoss", "RPReLU", "RSign", "layers", "losses"]
+__all__ = [
+    "DistributionalLoss",
+    "Method",
+    "RPReLU",
+    "RSign",
+    "gaaf",
+    "layers",
+    "losses",
+    "method",
+    "rebnn",
+]

@@ -223,14 +223,20 @@ def has_grouped_bconv(flatbuffer: bytes) -> bool:
     )
 
 
-def tflite_predict(flatbuffer: bytes, inputs, num_threads: int = 1) -> np.ndarray:
-    """Runs a converted model in LCE's interpreter on `inputs`, an array or an iterable of
-    batches, choosing the indirect BGEMM kernel when grouped binary convolutions need it."""
+def interpreter(flatbuffer: bytes, num_threads: int = 1):
+    """LCE's interpreter for `flatbuffer`, with the indirect BGEMM kernel when grouped binary
+    convolutions need it."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    interpreter = Interpreter(
+    return Interpreter(
         flatbuffer, num_threads=num_threads, use_indirect_bgemm=has_grouped_bconv(flatbuffer)
     )
+
+
+def tflite_predict(flatbuffer: bytes, inputs, num_threads: int = 1) -> np.ndarray:
+    """Runs a converted model in LCE's interpreter on `inputs`, an array or an iterable of
+    batches."""
+    runner = interpreter(flatbuffer, num_threads)
     if isinstance(inputs, np.ndarray):
-        return interpreter.predict(inputs)
-    return np.concatenate([interpreter.predict(np.asarray(batch)) for batch in inputs])
+        return runner.predict(inputs)
+    return np.concatenate([runner.predict(np.asarray(batch)) for batch in inputs])

@@ -163,3 +163,17 @@ def test_console_script_gives_one_clean_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"Error: unknown model 'nope'; `lqm models` lists the {len(zoo.list_models())} available"]
+
+
+@pytest.mark.slow
+def test_grouped_model_converts_and_evaluates(tmp_path, tiny_fashion_mnist):
+    from larq_methods.method import Method
+
+    path = tmp_path / "grouped.h5"
+    zoo.create_model("reactnet-18", input_shape=(28, 28, 1), num_classes=10, method=Method(groups=2)).save(path)
+    converted = run("convert", path, "-o", tmp_path / "grouped.tflite", "--samples", 4)
+    assert converted.exit_code == 0, converted.output
+    # LCE's default binary kernel cannot run grouped convolutions; evaluate picks another
+    result = run("evaluate", tmp_path / "grouped.tflite", "--data-dir", tiny_fashion_mnist)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["examples"] == 20

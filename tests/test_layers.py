@@ -103,3 +103,14 @@ def test_layers_work_in_larq_summary(capsys):
     lq.models.summary(tf.keras.Model(inputs, x))
     out = capsys.readouterr().out
     assert "r_sign" in out and "rp_re_lu" in out
+
+
+def test_blurpool_matches_the_binomial_filter():
+    from larq_methods.initializers import BlurPool
+
+    kernel = BlurPool()((3, 3, 2, 1)).numpy()
+    expected = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    np.testing.assert_allclose(kernel[:, :, 0, 0], expected)
+    np.testing.assert_allclose(kernel[:, :, 1, 0], expected)
+    with pytest.raises(ValueError, match="size 2, 3 or 5"):
+        BlurPool()((4, 4, 1, 1))

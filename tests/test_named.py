@@ -121,3 +121,19 @@ def test_every_preset_works_in_larq_summary(preset, capsys):
     lq.models.summary(model)
     out = capsys.readouterr().out
     assert "block16_bconv3x3" in out and "Total params" in out
+
+
+def test_saved_models_load_after_importing_larq_methods_alone(tmp_path):
+    """A fresh process that imports nothing but larq_methods loads every custom class."""
+    import subprocess
+    import sys
+
+    method = Method(threshold="insta+", activation="dyprelu", weights="learned", gamma="adaptive")
+    paths = []
+    for name, kwargs in (("reactnet-18", dict(method=method)), ("quicknet", {}), ("gaaf-resnet18", {})):
+        paths.append(tmp_path / f"{name}.h5")
+        zoo.create_model(name, input_shape=(32, 32, 3), num_classes=10, alpha=0.25, **kwargs).save(paths[-1])
+    code = "import sys, larq_methods, tensorflow as tf\nfor p in sys.argv[1:]: print(type(tf.keras.models.load_model(p)).__name__)"
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["ReBNNModel", "Functional", "Functional"]

@@ -12,23 +12,11 @@ from larq_zoo.literature.birealnet import BiRealNetFactory
 from larq_zoo.sota.quicknet import QuickNetFactory, blurpool_initializer
 from zookeeper import Field, factory
 
+from larq_methods.initializers import BlurPool
 from larq_methods.method import Method
 from zoo.common import batch_norm, is_small_input, resolve_input, scaled
 from zoo.reactnet import downsample, residual
 from zoo.registry import register_model
-
-
-@tf.keras.utils.register_keras_serializable(package="lqm")
-class BlurPoolInitializer(tf.keras.initializers.Initializer):
-    """larq-zoo's blur-pool initializer as a class. tf-keras saves the plain function as
-    {"class_name": "function"}, which `load_model` cannot read back."""
-
-    def __call__(self, shape, dtype=None, **kwargs):
-        return blurpool_initializer(shape, dtype)
-
-
-# Layer configs inside an .h5 file name initializers by bare class name.
-tf.keras.utils.get_custom_objects()["BlurPoolInitializer"] = BlurPoolInitializer
 
 
 class _MethodBlocks:
@@ -95,7 +83,8 @@ def _build(factory_class, *, input_shape, input_tensor, weights, include_top, nu
     ).build()
     for layer in model.layers:
         if getattr(layer, "depthwise_initializer", None) is blurpool_initializer:
-            layer.depthwise_initializer = BlurPoolInitializer()  # weights are already set
+            # the same filter, as a class that tf-keras can save; the weights are already set
+            layer.depthwise_initializer = BlurPool()
     if input_tensor is not None:
         model = tf.keras.Model(inputs, model(inputs))
     model._name = name
