@@ -211,8 +211,24 @@ class InstaThreshold(_InstanceStatistics):
         return lq.quantizers.approx_sign(inputs - t)
 
 
+class _Bottleneck:
+    """The hidden width of a small FC -> ReLU -> FC network: max(C / reduction, min_hidden)
+    (a mixin before the Keras layer base)."""
+
+    def __init__(self, reduction=16, min_hidden=8, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = reduction
+        self.min_hidden = min_hidden
+
+    def hidden_units(self, channels):
+        return max(channels // self.reduction, self.min_hidden)
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction, "min_hidden": self.min_hidden}
+
+
 @_register
-class InstaThresholdPlus(_InstanceStatistics):
+class InstaThresholdPlus(_Bottleneck, _InstanceStatistics):
     r"""INSTA-Th+: the instance-aware threshold through a small SE-like network.
 
     \\[ t_{nc} = a_c + \mathrm{FC}_2\big(\mathrm{ReLU}(\mathrm{FC}_1(
@@ -229,15 +245,10 @@ class InstaThresholdPlus(_InstanceStatistics):
     precision = 1
     moments = (1, 3)
 
-    def __init__(self, reduction=16, min_hidden=8, **kwargs):
-        super().__init__(**kwargs)
-        self.reduction = reduction
-        self.min_hidden = min_hidden
-
     def build(self, input_shape):
         channels = int(input_shape[-1])
         self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
-        hidden = max(channels // self.reduction, self.min_hidden)
+        hidden = self.hidden_units(channels)
         self.fc1 = _dense(hidden, 2 * channels, "fc1")
         self.fc2 = _dense(channels, hidden, "fc2", kernel_initializer="zeros")
         super().build(input_shape)
@@ -247,9 +258,6 @@ class InstaThresholdPlus(_InstanceStatistics):
         stats = tf.concat([m1, m3], axis=-1)[:, 0, 0, :]
         shift = self.fc2(tf.nn.relu(self.fc1(stats)))[:, None, None, :]
         return lq.quantizers.approx_sign(inputs - (self.threshold + shift))
-
-    def get_config(self):
-        return {**super().get_config(), "reduction": self.reduction, "min_hidden": self.min_hidden}
 
 
 @_register
@@ -279,20 +287,15 @@ class InstaPReLU(_PReLUParameters, _InstanceStatistics):
         return _prelu(inputs - g, self.slope) + z
 
 
-class _HyperFunction(tf.keras.layers.Layer):
+class _HyperFunction(_Bottleneck, tf.keras.layers.Layer):
     """DyBNN's hyper-function: h = ReLU(FC1(GAP(x))), FC1: C -> max(C / reduction, min_hidden),
     feeding zero-initialised output FCs (one per dynamic parameter) of C units each."""
 
     outputs = ()
 
-    def __init__(self, reduction=16, min_hidden=8, **kwargs):
-        super().__init__(**kwargs)
-        self.reduction = reduction
-        self.min_hidden = min_hidden
-
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        hidden = max(channels // self.reduction, self.min_hidden)
+        hidden = self.hidden_units(channels)
         self.fc1 = _dense(hidden, channels, "fc1")
         self.heads = [
             _dense(channels, hidden, name, kernel_initializer="zeros") for name in self.outputs
@@ -305,9 +308,6 @@ class _HyperFunction(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "reduction": self.reduction, "min_hidden": self.min_hidden}
 
 
 @_register
