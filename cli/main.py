@@ -182,9 +182,8 @@ def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alph
             weights=weight_binarisation, gamma=gamma, gaaf=gaaf, groups=groups, downsample=downsample,
         )  # fmt: skip
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(output or f"runs/{model_name}-{dataset}-{stamp}")
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise saving.FileError(f"run folder {run_dir} already exists; choose another --output")
+        # checked before the data loads; created only once the model is built
+        run_dir = saving.check_new_run_folder(output or f"runs/{model_name}-{dataset}-{stamp}")
         default_train, default_eval = data.default_splits(dataset)
         train_set = data.load(dataset, train_split or default_train, data_dir)
         eval_set = data.load(dataset, eval_split or default_eval, data_dir)

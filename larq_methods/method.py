@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import larq as lq
 import tensorflow as tf
 
-from larq_methods import layers
+from larq_methods import gaaf, layers, rebnn
 
 THRESHOLDS = ("static", "insta", "insta+", "dynamic", "none")
 ACTIVATIONS = ("rprelu", "fprelu", "insta-prelu", "dyprelu", "none")
@@ -75,8 +75,6 @@ class Method:
         if self.gaaf is not None:
             if self.threshold != "static":
                 raise MethodError("a GAAF sign has its own static threshold; use threshold 'static'")
-            from larq_methods import gaaf
-
             try:
                 gaaf.Genome.parse(self.gaaf)  # fail early on a bad genome
             except ValueError as e:
@@ -100,8 +98,6 @@ class Method:
     def sign(self, x, *, name):
         """The binary activation: x_b = sign(x - t) with the configured threshold t."""
         if self.gaaf is not None:
-            from larq_methods import gaaf
-
             return gaaf.GAAFSign(self.gaaf, name=name)(x)
         cls = {
             "none": lq.quantizers.ApproxSign,
@@ -146,8 +142,6 @@ class Method:
             name=name,
         )
         if self.weights == "learned":
-            from larq_methods import rebnn
-
             return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, **common)(x)
         return lq.layers.QuantConv2D(
             filters, kernel_size, kernel_quantizer="magnitude_aware_sign", **common

@@ -63,11 +63,17 @@ def save_model(model: tf.keras.Model, path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def create_run_folder(path) -> Path:
-    """Creates an empty run folder; refuses one that exists and holds anything."""
+def check_new_run_folder(path) -> Path:
+    """Refuses a run folder that exists and holds anything (or is a file)."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileError(f"run folder {path} already exists; choose another --output")
+    return path
+
+
+def create_run_folder(path) -> Path:
+    """Creates an empty run folder; refuses one that exists and holds anything."""
+    path = check_new_run_folder(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from larq_methods import saving
+from larq_methods import rebnn, saving
 
 
 def linear_decay(learning_rate: float, total_steps: int):
@@ -33,8 +33,6 @@ def write_json(path, data: dict) -> None:
 def fit(model, train_data, eval_data, *, epochs: int, run_dir, verbose=1):
     """Trains, logging each epoch to `run_dir/history.csv` (with ReBNN's weight-oscillation
     ratio per layer when the model has ReBNN convolutions); stops on a NaN loss."""
-    from larq_methods import rebnn
-
     run_dir = Path(run_dir)
     callbacks = [
         tf.keras.callbacks.CSVLogger(str(run_dir / "history.csv")),

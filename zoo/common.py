@@ -4,6 +4,8 @@ import os
 
 import tensorflow as tf
 
+from larq_methods import rebnn
+
 # PyTorch's BatchNorm defaults, as in the papers' code.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -69,11 +71,8 @@ def finish(inputs, outputs, *, name, weights, method=None):
     Models with ReBNN's learned-scale convolutions are `ReBNNModel`s, whose training step
     updates ReBNN's balance gamma.
     """
-    model_class = tf.keras.Model
-    if method is not None and method.weights == "learned":
-        from larq_methods import rebnn
-
-        model_class = rebnn.ReBNNModel
+    learned = method is not None and method.weights == "learned"
+    model_class = rebnn.ReBNNModel if learned else tf.keras.Model
     model = model_class(inputs, outputs, name=name)
     if weights is not None:
         if not os.path.exists(str(weights)):
