@@ -4,83 +4,28 @@ Every expected failure becomes one line, `Error: ...`, and exit code 1 (click's
 `ClickException`); usage errors exit with 2.
 """
 
-import contextlib
 import datetime
 import json
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import click
+import numpy as np
 
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hides what TensorFlow's C++ start-up writes to stderr (CUDA plugin registration,
-    absl's pre-init notice): it is printed before any log level applies and says nothing
-    to a user. Python exceptions raised meanwhile still surface once stderr is back."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-with _native_stderr_silenced():
-    import larq_methods  # selects Keras 2 before TensorFlow is imported
-    import tensorflow as tf
-
-# Deprecation chatter from TensorFlow's dependencies is no help on a command line.
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
-
-import numpy as np  # noqa: E402
-
-import zoo  # noqa: E402
-from larq_methods import convert as lqconvert  # noqa: E402
-from larq_methods import costs, data, saving, training  # noqa: E402
-from larq_methods import method as lqmethod  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
-
-
-@contextlib.contextmanager
-def one_line_errors():
-    """Turns the library's expected failures into click's one-line errors."""
-    try:
-        yield
-    except (
-        zoo.UnknownModelError,
-        data.DatasetError,
-        saving.FileError,
-        lqconvert.ConversionError,
-        lqmethod.MethodError,
-    ) as e:
-        raise click.ClickException(str(e)) from None
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-
-
-def _model_input(model) -> tuple[int, int]:
-    """(image size, channels) of a square image model, Keras or TFLite shape."""
-    shape = model.input_shape if hasattr(model, "input_shape") else model
-    _, height, width, channels = shape
-    if height != width:
-        raise click.ClickException(f"the model's input is {height}x{width}; only square inputs are supported")
-    return height, channels
+import zoo
+from cli.common import (
+    data_options,
+    human_bytes,
+    larq_methods,
+    model_input,
+    native_stderr_silenced,
+    one_line_errors,
+    tf,
+)
+from larq_methods import convert as lqconvert
+from larq_methods import costs, data, saving, training
+from larq_methods import method as lqmethod
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,15 +94,9 @@ def _method(model_name, preset, **parts):
     return base.replace(**changes) if changes else base
 
 
-def _data_options(f):
-    f = click.option("--data-dir", type=click.Path(), help=f"Dataset folder (Fashion-MNIST IDX files; overrides ${data.FASHION_MNIST_ENV}) or TFDS data dir.")(f)
-    f = click.option("--dataset", default="fashion_mnist", show_default=True, help="fashion_mnist (local IDX files) or any tensorflow-datasets name.")(f)
-    return f
-
-
 @lqm.command()
 @click.argument("model_name", metavar="MODEL")
-@_data_options
+@data_options
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's initial rate, decayed linearly to zero.")
@@ -271,7 +210,7 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
                 raise saving.FileError(f"{path} already exists; pass --overwrite to replace it")
             saving.check_writable(path)
         model = saving.load_model(model_file)
-        size, chans = _model_input(model)
+        size, chans = model_input(model)
         if dataset:
             _, eval_split = data.default_splits(dataset)
             source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
@@ -281,7 +220,7 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
             rng = np.random.default_rng(0)
             inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
             input_desc = "uniform random in [-1, 1]"
-        with _native_stderr_silenced():  # grappler's and MLIR's notices
+        with native_stderr_silenced():  # grappler's and MLIR's notices
             flatbuffer, report = lqconvert.convert_and_verify(model, inputs, min_agreement=min_agreement)
         report = {"model_file": str(model_file), "tflite_file": str(output), **report}
         report["parity"]["inputs"] = input_desc
@@ -296,13 +235,13 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
         f"All {report['binary_convolutions']} binary convolutions are LceBconv2d.\n"
         f"Parity on {p['examples']} inputs ({p['inputs']}): max |diff| {p['max_abs_diff']:.2e}, "
         f"top-1 agreement {p['top1_agreement']:.1%}\n"
-        f"Wrote {output} ({_human_bytes(report['size_bytes'])}) and {report_path}"
+        f"Wrote {output} ({human_bytes(report['size_bytes'])}) and {report_path}"
     )
 
 
 @lqm.command()
 @click.argument("model_file", type=click.Path())
-@_data_options
+@data_options
 @click.option("--split", help="Split to evaluate [default: test, or validation for ImageNet].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Interpreter threads for .tflite files.")
@@ -318,10 +257,10 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
                 shape = lqconvert.interpreter(flatbuffer).input_shapes[0]
             except Exception as e:
                 raise saving.FileError(f"{path} is not a TFLite model: {e}") from None
-            size, chans = _model_input(shape)
+            size, chans = model_input(shape)
         else:
             model = saving.load_model(path)
-            size, chans = _model_input(model)
+            size, chans = model_input(model)
         source = data.load(dataset, split or data.default_splits(dataset)[1], data_dir)
         batches = data.pipeline(source, image_size=size, channels=chans, batch_size=batch_size, training=False)
         labels = np.concatenate([y.numpy() for _, y in batches])
@@ -334,6 +273,10 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
     accuracy = float(np.mean(probs.argmax(-1) == labels))
     click.echo(f"{source.name} {source.split}: top-1 accuracy {accuracy:.4f} on {len(labels)} images ({seconds:.1f} s)")
     click.echo(json.dumps({"accuracy": accuracy, "examples": len(labels), "seconds": round(seconds, 2)}))
+
+
+# Commands that live in modules of their own (each defines one click command).
+# (one `lqm.add_command(...)` line per module goes here)
 
 
 if __name__ == "__main__":  # pragma: no cover
