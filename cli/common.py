@@ -49,6 +49,7 @@ def one_line_errors():
         yield
     except (
         zoo.UnknownModelError,
+        zoo.WeightsError,
         data.DatasetError,
         saving.FileError,
         lqconvert.ConversionError,

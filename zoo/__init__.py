@@ -1,9 +1,11 @@
-"""Model definitions: backbones, named models and their registry."""
+"""Model definitions: backbones, named models, their registry and pretrained weights."""
 
 import larq_methods  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 from zoo import larqzoo, named, reactnet  # noqa: F401  (register the models)
+from zoo import pretrained
 from zoo.larqzoo import BiRealNet, QuickNet
 from zoo.named import PRESETS
+from zoo.pretrained import WeightsError
 from zoo.reactnet import ReActNet18, ReActNetA
 from zoo.registry import UnknownModelError, create_model, get_entry, list_models
 
@@ -14,7 +16,9 @@ __all__ = [
     "ReActNet18",
     "ReActNetA",
     "UnknownModelError",
+    "WeightsError",
     "create_model",
     "get_entry",
     "list_models",
+    "pretrained",
 ]

@@ -66,7 +66,8 @@ def head(x, *, include_top, num_classes, pooling, classifier_activation):
 
 
 def finish(inputs, outputs, *, name, weights, method=None):
-    """Wraps the graph in a Model and loads `weights` (None or a weights-file path).
+    """Wraps the graph in a Model and loads `weights` (None or a weights-file path;
+    `zoo.create_model` turns a dataset name into the pretrained weights' path).
 
     Models with ReBNN's learned-scale convolutions are `ReBNNModel`s, whose training step
     updates ReBNN's balance gamma.
@@ -78,7 +79,7 @@ def finish(inputs, outputs, *, name, weights, method=None):
         if not os.path.exists(str(weights)):
             raise ValueError(
                 f"weights must be None or the path to a weights file; {weights!r} is "
-                "neither (no pretrained weights are registered for this model yet)"
+                "neither (pretrained weights by dataset name: zoo.create_model(name, weights=...))"
             )
         model.load_weights(weights)
     return model

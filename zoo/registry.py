@@ -2,8 +2,12 @@
 
 import difflib
 import fnmatch
+import os
 from dataclasses import dataclass
 from typing import Callable
+
+from larq_methods.method import Method
+from zoo import pretrained
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,34 @@ def get_entry(name: str) -> ModelEntry:
 
 def create_model(name: str, **kwargs):
     """Builds the registered model `name`; `kwargs` go to its constructor (a `method`
-    argument replaces the model's own)."""
+    argument replaces the model's own).
+
+    `weights` is a weights-file path or the dataset of registered pretrained weights, e.g.
+    "fashion_mnist": those are fetched into the cache, and the shape, classes, width and
+    method they were trained with are the defaults (other values are refused).
+    """
     entry = get_entry(name)
+    weights = kwargs.get("weights")
+    # a name with a file suffix is a path (the constructor reports it missing), not a dataset
+    if isinstance(weights, str) and not os.path.exists(weights) and not os.path.splitext(weights)[1]:
+        kwargs.update(_pretrained_arguments(name, weights, kwargs))
     kwargs.setdefault("method", entry.method)
     return entry.constructor(**kwargs)
+
+
+def _pretrained_arguments(name: str, dataset: str, kwargs: dict) -> dict:
+    """The constructor arguments that load `name`'s `dataset` weights: theirs, checked
+    against the ones given."""
+    weights = pretrained.get(name, dataset)
+    trained = {"alpha": weights.alpha, "num_classes": weights.num_classes}
+    if kwargs.get("input_tensor") is None:
+        trained["input_shape"] = weights.input_shape
+    if "method" in weights.recipe:
+        trained["method"] = Method(**weights.recipe["method"])
+    for key, value in trained.items():
+        given = kwargs.get(key)
+        if given is not None and (tuple(given) if key == "input_shape" else given) != value:
+            raise pretrained.WeightsError(
+                f"the {name} {dataset} weights were trained with {key}={value}, not {given}"
+            )
+    return {**trained, "weights": str(pretrained.fetch(name, dataset))}

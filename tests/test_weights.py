@@ -1,0 +1,211 @@
+"""Pretrained weights: registry, download into the cache by hash, and `lqm download`.
+
+A tiny ReActNet-18's weights are served from a local HTTP server on 127.0.0.1, the mirror
+that `LQM_WEIGHTS_URL` names; `LQM_CACHE_DIR` points at an empty folder per test.
+"""
+
+import functools
+import http.server
+import json
+import socket
+import threading
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from cli.main import lqm
+from larq_methods.method import Method
+from tests.helpers import perturb
+from zoo import pretrained
+
+MODEL = "reactnet-18"
+FILE = "reactnet-18-fashion_mnist.h5"
+
+
+class Server:
+    """A static-file HTTP server on 127.0.0.1 in a thread; records the paths asked for."""
+
+    def __init__(self, folder):
+        requests = self.requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                requests.append(self.path)
+
+        handler = functools.partial(Handler, directory=str(folder))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder holding a tiny model's weights file, and those weights."""
+    folder = tmp_path_factory.mktemp("mirror")
+    model = perturb(zoo.create_model(MODEL, input_shape=(28, 28, 1), alpha=0.125, num_classes=10))
+    model.save_weights(folder / FILE)
+    return folder, [w.numpy() for w in model.weights]
+
+
+def entry(folder, **changes):
+    return {
+        "model": MODEL, "dataset": "fashion_mnist", "file": FILE,
+        "sha256": pretrained.sha256(folder / FILE), "accuracy": 0.5,
+        "recipe": {"epochs": 1, "method": Method().as_dict()}, "date": "2025-01-01",
+        "alpha": 0.125, "input_shape": [28, 28, 1], "num_classes": 10, **changes,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch, trained):
+    """Registers the tiny weights; returns a function that rewrites their entry."""
+    path = tmp_path / "registry.json"
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", path)
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+
+    def write(**changes):
+        path.write_text(json.dumps([entry(trained[0], **changes)]))
+
+    write()
+    return write
+
+
+@pytest.fixture
+def server(trained, monkeypatch):
+    server = Server(trained[0])
+    monkeypatch.setenv(pretrained.URL_ENV, server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def closed_port_url(monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    monkeypatch.setenv(pretrained.URL_ENV, url)
+    return url
+
+
+def cached_files(tmp_path):
+    cache = tmp_path / "cache"
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+def test_download_into_empty_cache_then_load_from_cache_with_the_server_stopped(registry, server, trained, tmp_path):
+    assert cached_files(tmp_path) == []
+    path = pretrained.fetch(MODEL, "fashion_mnist")
+    assert path == tmp_path / "cache" / FILE
+    assert path.read_bytes() == (trained[0] / FILE).read_bytes()
+    assert server.requests == [f"/{FILE}"]
+
+    server.stop()
+    assert pretrained.fetch(MODEL, "fashion_mnist") == path
+    # shape, classes, width and method default to the entry's
+    model = zoo.create_model(MODEL, weights="fashion_mnist")
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    for loaded, saved in zip(model.weights, trained[1], strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved)
+    assert server.requests == [f"/{FILE}"]
+
+
+def test_wrong_hash_is_removed_and_reported(registry, server, trained, tmp_path):
+    registry(sha256="0" * 64)
+    actual = pretrained.sha256(trained[0] / FILE)
+    with pytest.raises(zoo.WeightsError, match=f"has sha256 {actual}, not the registered {'0' * 64}"):
+        pretrained.fetch(MODEL, "fashion_mnist")
+    assert cached_files(tmp_path) == []
+
+
+def test_a_changed_cached_file_is_downloaded_again(registry, server, trained, tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / FILE).write_bytes(b"truncated")
+    path = pretrained.fetch(MODEL, "fashion_mnist")
+    assert path.read_bytes() == (trained[0] / FILE).read_bytes()
+    assert server.requests == [f"/{FILE}"]
+
+
+def test_unreachable_server_is_one_clear_error(registry, closed_port_url, tmp_path):
+    with pytest.raises(zoo.WeightsError, match=rf"cannot download {closed_port_url}{FILE} \(the mirror in \$LQM_WEIGHTS_URL\): .*refused"):
+        pretrained.fetch(MODEL, "fashion_mnist")
+    assert cached_files(tmp_path) == []
+
+
+def test_unknown_names_are_one_clear_error(registry, tmp_path):
+    with pytest.raises(zoo.WeightsError, match="no pretrained weights for 'reactnet-a'; did you mean 'reactnet-18'"):
+        pretrained.get("reactnet-a", "fashion_mnist")
+    with pytest.raises(zoo.WeightsError, match="no 'fashion-mnist' weights for reactnet-18; did you mean 'fashion_mnist'"):
+        zoo.create_model(MODEL, weights="fashion-mnist")
+    with pytest.raises(zoo.UnknownModelError, match="did you mean 'reactnet-18'"):
+        zoo.create_model("reactnet18", weights="fashion_mnist")
+    with pytest.raises(ValueError, match="the path to a weights file; '.*absent.h5' is neither"):
+        zoo.create_model(MODEL, weights=str(tmp_path / "absent.h5"))
+
+
+def test_arguments_the_weights_do_not_fit_are_refused(registry):
+    with pytest.raises(zoo.WeightsError, match="trained with num_classes=10, not 5"):
+        zoo.create_model(MODEL, weights="fashion_mnist", num_classes=5)
+    with pytest.raises(zoo.WeightsError, match="trained with method="):
+        zoo.create_model(MODEL, weights="fashion_mnist", method=Method(groups=2))
+
+
+def test_the_default_source_is_a_folder_read_through_file_urls(registry, trained, monkeypatch):
+    monkeypatch.delenv(pretrained.URL_ENV, raising=False)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", trained[0])
+    assert pretrained.get(MODEL, "fashion_mnist").url == (trained[0] / FILE).as_uri()
+    assert pretrained.fetch(MODEL, "fashion_mnist").read_bytes() == (trained[0] / FILE).read_bytes()
+    monkeypatch.setenv(pretrained.URL_ENV, str(trained[0]))  # a folder works as a mirror too
+    assert pretrained.base_url() == trained[0].as_uri() + "/"
+
+
+def test_the_shipped_registry_lists_files_that_ship_with_their_hash():
+    for weights in pretrained.entries():
+        zoo.get_entry(weights.model)
+        path = pretrained.WEIGHTS_DIR / weights.file
+        assert path.is_file(), f"{weights.file} is registered but not in {pretrained.WEIGHTS_DIR}"
+        assert pretrained.sha256(path) == weights.sha256, weights.file
+        assert 0 <= weights.accuracy <= 1 and len(weights.input_shape) == 3
+        Method(**weights.recipe.get("method", {}))
+
+
+def run(*args):
+    return CliRunner().invoke(lqm, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_error(result, *fragments):
+    """Exit code 1, nothing on stdout, and one `Error:` line, the last on stderr (after
+    any download progress)."""
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("Error: ")] == lines[-1:], result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def test_cli_download(registry, server, tmp_path):
+    result = run("download", MODEL)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{MODEL} fashion_mnist: top-1 accuracy 0.5000 (2025-01-01) {tmp_path / 'cache' / FILE}\n"
+    assert run("download", "--all").stdout == result.stdout
+    assert server.requests == [f"/{FILE}"]  # the second came from the cache
+
+
+def test_cli_download_errors(registry, server, trained, tmp_path, monkeypatch):
+    assert_one_error(run("download", "reactnet-19"), "unknown model 'reactnet-19'; did you mean 'reactnet-18'")
+    assert_one_error(run("download", "reactnet-a"), "no pretrained weights for 'reactnet-a'")
+    assert_one_error(run("download", MODEL, "--dataset", "cifar10"), "no 'cifar10' weights for reactnet-18")
+    assert run("download").exit_code == 2  # neither a MODEL nor --all
+    registry(sha256="0" * 64)
+    assert_one_error(run("download", MODEL), "has sha256", "removed")
+    server.stop()
+    registry()
+    assert_one_error(run("download", MODEL), "cannot download", "refused")
+    assert cached_files(tmp_path) == []
