@@ -36,7 +36,7 @@ warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
 
 import zoo  # noqa: E402
 from larq_methods import convert as lqconvert  # noqa: E402
-from larq_methods import data, saving  # noqa: E402
+from larq_methods import data, saving, training  # noqa: E402
 from larq_methods import method as lqmethod  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -54,6 +54,7 @@ def one_line_errors():
         saving.FileError,
         lqconvert.ConversionError,
         lqmethod.MethodError,
+        training.TrainingError,
     ) as e:
         raise click.ClickException(str(e)) from None
 

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
-import zoo
-from cli.common import (
+# first: it imports TensorFlow with its start-up noise silenced
+from cli.common import (  # isort: skip
     data_options,
     human_bytes,
     larq_methods,
@@ -23,6 +22,8 @@ from cli.common import (
     one_line_errors,
     tf,
 )
+import numpy as np
+import zoo
 from larq_methods import convert as lqconvert
 from larq_methods import costs, data, saving, training
 from larq_methods import method as lqmethod
@@ -94,97 +95,189 @@ def _method(model_name, preset, **parts):
     return base.replace(**changes) if changes else base
 
 
+# Options that describe the run; with --resume they come from the run's config.json.
+_RUN_OPTIONS = (
+    "model_name", "dataset", "epochs", "batch_size", "learning_rate", "alpha", "image_size",
+    "channels", "train_split", "eval_split", "seed", "recipe", "teacher", "warmup_epochs",
+    "weight_decay", "label_smoothing", "xla", "preset", "threshold", "activation",
+    "weight_binarisation", "gamma", "gaaf", "groups", "downsample",
+)  # fmt: skip
+
+
+def _load_teacher(spec, dataset, input_shape, num_classes):
+    """The frozen teacher: a model file, a run folder (its model.h5), or a registered model
+    name with pretrained weights for `dataset`; its input and classes must fit."""
+    path = Path(spec)
+    if path.is_dir() and (path / "model.h5").exists():
+        path = path / "model.h5"
+    if path.exists():
+        teacher = saving.load_model(path)
+    else:
+        try:
+            zoo.get_entry(spec)
+        except zoo.UnknownModelError:
+            raise saving.FileError(f"--teacher {spec}: neither a model file, a run folder nor a model name") from None
+        try:
+            teacher = zoo.create_model(spec, weights=dataset, input_shape=input_shape, num_classes=num_classes)
+        except (ValueError, OSError) as e:
+            raise training.TrainingError(
+                f"--teacher {spec}: no pretrained {dataset} weights ({str(e).splitlines()[0]}); "
+                f"train it first, e.g. `lqm train {spec} --output runs/teacher`, and pass runs/teacher"
+            ) from None
+    if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != num_classes:
+        raise training.TrainingError(
+            f"--teacher {spec} takes {teacher.input_shape[1:]} and gives {teacher.output_shape[-1]} "
+            f"classes; the student takes {tuple(input_shape)} and gives {num_classes}"
+        )
+    return teacher
+
+
+def _run_training(o: dict, run_dir: Path, *, data_dir, strategy_name, resume):
+    """Trains as the options `o` say into `run_dir` (new, or resumed); returns results."""
+    method = _method(
+        o["model_name"], o["preset"], threshold=o["threshold"], activation=o["activation"],
+        weights=o["weight_binarisation"], gamma=o["gamma"], gaaf=o["gaaf"], groups=o["groups"],
+        downsample=o["downsample"],
+    )  # fmt: skip
+    recipe = training.Recipe(
+        recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"],
+        learning_rate=o["learning_rate"], warmup_epochs=o["warmup_epochs"],
+        weight_decay=o["weight_decay"], label_smoothing=o["label_smoothing"], jit_compile=o["xla"],
+    )  # fmt: skip
+    dataset = o["dataset"]
+    default_train, default_eval = data.default_splits(dataset)
+    train_set = data.load(dataset, o["train_split"] or default_train, data_dir)
+    eval_set = data.load(dataset, o["eval_split"] or default_eval, data_dir)
+    size = o["image_size"] or train_set.image_shape[0]
+    if size is None:
+        raise click.ClickException(f"{dataset} has images of varying size; pass --image-size")
+    chans = int(o["channels"] or train_set.image_shape[2])
+    shape, classes = (size, size, chans), train_set.num_classes
+    strategy = training.make_strategy(strategy_name)
+
+    def build(step_method):
+        tf.keras.utils.set_random_seed(o["seed"])
+        return zoo.create_model(o["model_name"], input_shape=shape, num_classes=classes, alpha=o["alpha"], method=step_method)
+
+    teacher = None
+    if o["teacher"]:
+        _load_teacher(o["teacher"], dataset, shape, classes)  # fail before the run starts
+        teacher = lambda: _load_teacher(o["teacher"], dataset, shape, classes)  # noqa: E731
+    model_costs = costs.count(build(method))
+    tf.keras.backend.clear_session()
+    pipe = dict(image_size=size, channels=chans, batch_size=o["batch_size"])
+    train_data = data.pipeline(train_set, training=True, seed=o["seed"], **pipe)
+    eval_data = data.pipeline(eval_set, training=False, **pipe)
+    steps_per_epoch = -(-train_set.num_examples // o["batch_size"])
+
+    if not resume:
+        config = {
+            "options": o,
+            "method": method.as_dict(),
+            "train_split": train_set.split,
+            "eval_split": eval_set.split,
+            "input_shape": list(shape),
+            "num_classes": classes,
+            "schedule": f"Adam, {o['warmup_epochs']} warm-up epochs, then linear decay to 0 per step",
+            "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
+            "strategy": strategy_name,
+            "replicas": strategy.num_replicas_in_sync,
+            "costs": model_costs.as_dict(),
+            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
+            "command": " ".join(sys.argv),
+        }
+        if training.is_chief(strategy):
+            saving.create_run_folder(run_dir)
+            training.write_json(run_dir / "config.json", config)
+    click.echo(
+        f"{'Resuming' if resume else 'Training'} {o['model_name']} ({method}; alpha {o['alpha']}, "
+        f"{size}x{size}x{chans}, {model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs), "
+        f"{o['recipe']}{', distilled from ' + o['teacher'] if o['teacher'] else ''}, on "
+        f"{train_set.num_examples} {dataset} images, {o['epochs']} epoch(s) per step, "
+        f"{strategy.num_replicas_in_sync} replica(s) -> {run_dir}"
+    )
+
+    def announce(name, step_method, weight_decay):
+        if name:
+            click.echo(f"{name}: {step_method}, weight decay {weight_decay:g}")
+
+    start = time.perf_counter()
+    training.train(
+        build, method, train_data, eval_data, recipe, run_dir, steps_per_epoch=steps_per_epoch,
+        teacher=teacher, strategy=strategy, resume=resume, on_step=announce,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    last_step = recipe.steps(method)[-1][0]
+    history = training.read_history(run_dir / last_step / "history.csv")
+    return {
+        "eval_split": eval_set.split,
+        "eval_loss": history["val_loss"][-1],
+        "eval_accuracy": history["val_accuracy"][-1],
+        "eval_examples": eval_set.num_examples,
+        "train_seconds": seconds,
+    }
+
+
 @lqm.command()
-@click.argument("model_name", metavar="MODEL")
+@click.argument("model_name", metavar="MODEL", required=False)
 @data_options
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's initial rate, decayed linearly to zero.")
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="Epochs (per step with --recipe two-step).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Global batch size, split over the strategy's replicas.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's peak rate, decayed linearly to zero per step.")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Linear warm-up before the decay.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two-step, else 0].")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--recipe", type=click.Choice(training.RECIPES), default="one-step", show_default=True, help="two-step: ReActNet's step 1 (binary activations, real weights), then step 2 (all binary) from step 1's weights.")
+@click.option("--teacher", metavar="MODEL_FILE|RUN|NAME", help="Distil from this frozen model with the distributional loss (e.g. a trained float-resnet18).")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")
 @click.option("--image-size", type=click.IntRange(min=8), help="Input height and width [default: the dataset's].")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels [default: the dataset's].")
 @click.option("--train-split", help="TFDS-style split, e.g. 'train[:10%]' [default: train].")
 @click.option("--eval-split", help="Split to evaluate on [default: test, or validation for ImageNet].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--strategy", type=click.Choice(training.STRATEGIES), default="default", show_default=True, help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
+@click.option("--xla", is_flag=True, help="Compile the training step with XLA (jit_compile).")
 @click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
+@click.option("--resume", type=click.Path(), metavar="RUN", help="Continue the run in folder RUN from its latest checkpoint (takes its options from RUN/config.json).")
 @_method_options
-def train(model_name, dataset, data_dir, epochs, batch_size, learning_rate, alpha, image_size, channels, train_split, eval_split, seed, output, preset, threshold, activation, weight_binarisation, gamma, gaaf, groups, downsample):
-    """Train MODEL and write a run folder: config.json, history.csv, model.h5.
+@click.pass_context
+def train(ctx, data_dir, strategy, output, resume, **options):
+    """Train MODEL and write a run folder: config.json, checkpoints/, logs/ (TensorBoard),
+    history.csv, curves.png and model.h5.
 
     MODEL is a backbone or a named model (`lqm models`); the method options change its
     method part by part, e.g. `lqm train reactnet-18 --threshold insta --activation fprelu`.
+    Ctrl-C checkpoints the run; `lqm train --resume RUN` continues it.
     """
     with one_line_errors():
-        zoo.get_entry(model_name)  # fail on a bad name before touching anything
-        method = _method(
-            model_name, preset, threshold=threshold, activation=activation,
-            weights=weight_binarisation, gamma=gamma, gaaf=gaaf, groups=groups, downsample=downsample,
-        )  # fmt: skip
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        # checked before the data loads; created only once the model is built
-        run_dir = saving.check_new_run_folder(output or f"runs/{model_name}-{dataset}-{stamp}")
-        default_train, default_eval = data.default_splits(dataset)
-        train_set = data.load(dataset, train_split or default_train, data_dir)
-        eval_set = data.load(dataset, eval_split or default_eval, data_dir)
-        size = image_size or train_set.image_shape[0]
-        if size is None:
-            raise click.ClickException(f"{dataset} has images of varying size; pass --image-size")
-        chans = int(channels or train_set.image_shape[2])
-
-        tf.keras.utils.set_random_seed(seed)
-        model = zoo.create_model(
-            model_name, input_shape=(size, size, chans), num_classes=train_set.num_classes, alpha=alpha, method=method
-        )
-        steps = epochs * -(-train_set.num_examples // batch_size)
-        training.compile_classifier(model, learning_rate=learning_rate, total_steps=steps)
-        pipe = dict(image_size=size, channels=chans, batch_size=batch_size)
-        train_data = data.pipeline(train_set, training=True, seed=seed, **pipe)
-        eval_data = data.pipeline(eval_set, training=False, **pipe)
-
-        model_costs = costs.count(model)
-        config = {
-            "model": model_name,
-            "method": method.as_dict(),
-            "dataset": dataset,
-            "data_dir": data_dir,
-            "train_split": train_set.split,
-            "eval_split": eval_set.split,
-            "input_shape": [size, size, chans],
-            "num_classes": train_set.num_classes,
-            "alpha": alpha,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "schedule": "linear decay to 0 per step",
-            "optimizer": "adam",
-            "seed": seed,
-            "costs": model_costs.as_dict(),
-            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
-            "command": " ".join(sys.argv),
-        }
-        saving.create_run_folder(run_dir)
-        training.write_json(run_dir / "config.json", config)
-        click.echo(
-            f"Training {model_name} ({method}; alpha {alpha}, {size}x{size}x{chans}, "
-            f"{model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs) on "
-            f"{train_set.num_examples} {dataset} images for {epochs} epoch(s) -> {run_dir}"
-        )
-        start = time.perf_counter()
-        history = training.fit(model, train_data, eval_data, epochs=epochs, run_dir=run_dir)
-        seconds = time.perf_counter() - start
-        losses = history.history.get("loss", [])
-        if not losses or not np.isfinite(losses[-1]) or "val_accuracy" not in history.history:
-            raise click.ClickException(
-                f"the training loss became NaN in epoch {len(losses)}; no model was saved "
-                f"(see {run_dir / 'history.csv'}); try a lower --learning-rate"
-            )
-        loss, accuracy = history.history["val_loss"][-1], history.history["val_accuracy"][-1]
-        saving.save_model(model, run_dir / "model.h5")
-        results = {"eval_loss": loss, "eval_accuracy": accuracy, "eval_examples": eval_set.num_examples, "train_seconds": seconds}
+        if resume:
+            given = [
+                f"--{k.replace('_', '-')}" for k in options
+                if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+            ]  # fmt: skip
+            if given or output:
+                raise click.UsageError(f"--resume takes its options from the run's config.json; drop {', '.join(given or ['--output'])}")
+            run_dir = Path(resume)
+            try:
+                saved = json.loads((run_dir / "config.json").read_text())["options"]
+            except (OSError, ValueError, KeyError):
+                raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no readable config.json)") from None
+            options = {k: saved.get(k) for k in _RUN_OPTIONS}
+        else:
+            if not options["model_name"]:
+                raise click.UsageError("missing MODEL (or --resume RUN)")
+            zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
+        try:
+            results = _run_training(options, run_dir, data_dir=data_dir, strategy_name=strategy, resume=bool(resume))
+        except training.Interrupted as e:
+            click.echo(f"\n{e}; continue with: lqm train --resume {run_dir}", err=True)
+            ctx.exit(130)
         training.write_json(run_dir / "results.json", results)
     click.echo(
-        f"{eval_set.split} accuracy {accuracy:.4f} on {eval_set.num_examples} images after "
-        f"{seconds:.0f} s; model saved to {run_dir / 'model.h5'}"
+        f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
+        f"images after {results['train_seconds']:.0f} s; model saved to {run_dir / 'model.h5'}"
     )
 
 

@@ -18,6 +18,9 @@ THRESHOLDS = ("static", "insta", "insta+", "dynamic", "none")
 ACTIVATIONS = ("rprelu", "fprelu", "insta-prelu", "dyprelu", "none")
 WEIGHTS = ("mean-abs", "learned")
 DOWNSAMPLES = ("real", "binary")
+# What is binary: everything; the activations only (step 1 of the two-step recipe); or
+# nothing (the float counterpart, a teacher for distillation).
+BINARISE = ("all", "activations", "none")
 # LCE binarises a grouped convolution only with this many input channels per group (or a
 # multiple); otherwise it emits a float convolution without failing.
 LCE_GROUP_CHANNELS = 32
@@ -53,6 +56,9 @@ class Method:
     - `groups`: groups of every 3x3 binary convolution (FTBNN's group execution).
     - `downsample`: the shortcut's 1x1 convolution where the shape changes, "real" or
       "binary" (FTBNN); backbones without one ignore it.
+    - `binarise`: "all" (binary activations and weights), "activations" (real weights:
+      step 1 of ReActNet's two-step recipe) or "none" (the float counterpart: no sign,
+      real weights, zero padding; the same layers otherwise).
     """
 
     threshold: str = "static"
@@ -62,12 +68,14 @@ class Method:
     gaaf: str | None = None
     groups: int = 1
     downsample: str = "real"
+    binarise: str = "all"
 
     def __post_init__(self):
         _choice("threshold", self.threshold, THRESHOLDS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("weights", self.weights, WEIGHTS)
         _choice("downsample", self.downsample, DOWNSAMPLES)
+        _choice("binarise", self.binarise, BINARISE)
         if not (self.gamma == "adaptive" or isinstance(self.gamma, (int, float)) and self.gamma >= 0):
             raise MethodError(f"gamma must be 'adaptive' or a non-negative number; got {self.gamma!r}")
         if not isinstance(self.groups, int) or self.groups < 1:
@@ -91,12 +99,17 @@ class Method:
         parts = [f"{k}={v}" for k, v in self.as_dict().items() if v != getattr(default, k)]
         if self.weights != "learned":
             parts = [p for p in parts if not p.startswith("gamma=")]
+        if self.binarise == "none":
+            return "float counterpart" + "".join(f", {p}" for p in parts if not p.startswith("binarise="))
         return ", ".join(parts) or "ReActNet (static threshold, RPReLU)"
 
     # -- building blocks -------------------------------------------------------------------
 
     def sign(self, x, *, name):
-        """The binary activation: x_b = sign(x - t) with the configured threshold t."""
+        """The binary activation: x_b = sign(x - t) with the configured threshold t; the
+        identity in a float counterpart."""
+        if self.binarise == "none":
+            return x
         if self.gaaf is not None:
             return gaaf.GAAFSign(self.gaaf, name=name)(x)
         cls = {
@@ -128,8 +141,22 @@ class Method:
 
         One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
         conversion; the weight clip stops latent weights outside [-1, 1] from starving,
-        since the sign's straight-through gradient is zero there.
+        since the sign's straight-through gradient is zero there. With real weights
+        (`binarise` "activations" or "none") it is the same layer without the kernel's
+        quantizer and clip, so that its kernel carries over to the binary model.
         """
+        if self.binarise != "all":
+            return lq.layers.QuantConv2D(
+                filters,
+                kernel_size,
+                strides=strides,
+                padding="same",
+                pad_values=1.0 if self.binarise == "activations" else 0.0,
+                groups=groups,
+                kernel_initializer="glorot_normal",
+                use_bias=False,
+                name=name,
+            )(x)
         check_groups(name, int(x.shape[-1]), groups)
         common = dict(
             strides=strides,

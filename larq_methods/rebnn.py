@@ -135,12 +135,14 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
         super().build(input_shape)
         latent = _latent(self)
         self.alpha = self.add_weight(name="alpha", shape=(self.filters,), initializer="ones")
-        self.alpha.assign(tf.reduce_mean(tf.abs(latent), axis=(0, 1, 2)))
+        self.init_alpha()
         self.balance = self.add_weight(
             name="gamma",
             shape=(self.filters,),
             initializer=tf.keras.initializers.Constant(0.0 if self.adaptive else self.gamma),
             trainable=False,
+            # every replica computes the same gamma from all-reduced gradients
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         probe = None
         if self.adaptive:
@@ -150,6 +152,11 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
         # Set past Keras' attribute tracking, which would list the probe among the weights.
         object.__setattr__(self, "probe", probe)
         self.add_loss(self.reconstruction_loss)
+
+    def init_alpha(self):
+        """Sets alpha to mean|W| per output channel of the current kernel (also after a
+        kernel is loaded from a real-weight model, as in step 2 of the two-step recipe)."""
+        self.alpha.assign(tf.reduce_mean(tf.abs(_latent(self)), axis=(0, 1, 2)))
 
     def convolution_op(self, inputs, kernel):
         # `kernel` arrives as sign(W): larq quantizes it inside the layer's call.
@@ -218,10 +225,14 @@ class ReBNNModel(tf.keras.Model):
         grads = tape.gradient(target, variables + probes)
         if scaled:
             grads = self.optimizer.get_unscaled_gradients(grads)
+        probe_grads = [tf.zeros_like(p) if g is None else g for p, g in zip(probes, grads[len(variables) :])]
+        if probe_grads:
+            # each replica holds its share of dL/dw_hat; gamma needs the whole batch's
+            probe_grads = tf.distribute.get_replica_context().all_reduce("sum", probe_grads)
         before = [layer.sign_bits() for layer in adaptive]
         self.optimizer.apply_gradients(zip(grads[: len(variables)], variables))
-        for layer, bits, grad in zip(adaptive, before, grads[len(variables) :]):
-            layer.update_gamma(bits, tf.zeros_like(layer.probe) if grad is None else grad)
+        for layer, bits, grad in zip(adaptive, before, probe_grads):
+            layer.update_gamma(bits, grad)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
 

@@ -23,3 +23,35 @@ def perturb(model, seed=0, stddev=0.1):
         if w.trainable or "moving" in w.name:
             w.assign(w.numpy() + rng.normal(0, stddev, w.shape).astype(np.float32))
     return model
+
+
+def mini_model(method=None, *, shape=(8, 8, 1), classes=4, filters=32):
+    """A small network with one binary block of `method` (default ReActNet's): real stem,
+    sign -> binary 3x3 conv -> BN, shortcut, activation, pooling and a real classifier.
+    Its layers have fixed names, so that two builds line up."""
+    import tensorflow as tf
+
+    from larq_methods.method import Method
+    from zoo.common import batch_norm, finish
+
+    method = method or Method()
+    inputs = tf.keras.Input(shape, name="input")
+    x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = batch_norm("stem_bn")(x)
+    y = method.sign(x, name="b1_sign")
+    y = method.conv(y, filters, 3, name="b1_bconv")
+    y = batch_norm("b1_bn")(y)
+    y = tf.keras.layers.Add(name="b1_add")([y, x])
+    y = method.activate(y, name="b1_act")
+    y = tf.keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    y = tf.keras.layers.Dense(classes, name="logits")(y)
+    y = tf.keras.layers.Activation("softmax", name="predictions")(y)
+    return finish(inputs, y, name="mini", weights=None, method=method)
+
+
+def mini_data(n=64, *, shape=(8, 8, 1), classes=4, seed=0):
+    """Inputs whose mean brightness depends on the label, so a model can learn them."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(0, 1, (n, *shape)).astype(np.float32) + (y[:, None, None, None] - classes / 2) * 0.5
+    return x.astype(np.float32), y.astype(np.int32)

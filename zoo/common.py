@@ -14,8 +14,12 @@ SMALL_INPUT = 64
 
 
 def batch_norm(name):
+    """BatchNorm with PyTorch's defaults. Built under a strategy with several replicas, it
+    takes its batch statistics over the global batch (synchronised), so that training
+    does not depend on how many devices share a batch."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return tf.keras.layers.BatchNormalization(
-        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=replicas > 1, name=name
     )
 
 

@@ -5,7 +5,7 @@ MobileNetV1 based ("-mobilenet"), ReActNet-18 is ResNet-18 based ("-resnet18").
 """
 
 from larq_methods.method import Method
-from zoo.registry import register_preset
+from zoo.registry import get_entry, register_preset
 
 # The GAAF genome the GAAF models use until this project's own search (issue: training
 # recipes) ships its best genome: sin(x) + x, a periodic complement, the family that the
@@ -50,3 +50,20 @@ NAMED_MODELS = (
 
 for _name, _backbone, _preset in NAMED_MODELS:
     register_preset(_name, _backbone, PRESETS[_preset], f"{_PAPERS[_preset]} on {_backbone}")
+
+# Float counterparts: each backbone with its own method and every quantizer off (no sign,
+# real weights), to train as a teacher for distillation or as a reference.
+FLOAT_MODELS = (
+    ("float-mobilenet", "reactnet-a"),
+    ("float-resnet18", "reactnet-18"),
+    ("float-birealnet", "birealnet"),
+    ("float-quicknet", "quicknet"),
+)
+
+for _name, _backbone in FLOAT_MODELS:
+    register_preset(
+        _name,
+        _backbone,
+        get_entry(_backbone).method.replace(binarise="none"),
+        f"float counterpart of {_backbone} (quantizers off): a teacher for distillation",
+    )

@@ -1,0 +1,274 @@
+"""Training recipes: schedule, losses, weight decay, distillation, two-step transfer,
+checkpoints, resume, interruption and NaN handling."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from larq_methods import costs, losses, rebnn, saving, training
+from larq_methods.method import Method
+from tests.helpers import mini_data, mini_model, perturb
+
+
+def _batches(x, y, batch_size=16):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+
+
+# -- optimisation -------------------------------------------------------------------------
+
+
+def test_warmup_linear_decay_by_hand():
+    schedule = training.WarmupLinearDecay(0.1, total_steps=10, warmup_steps=4)
+    got = [float(schedule(t)) for t in (0, 1, 3, 4, 7, 10, 12)]
+    # warm-up: 0.1 (t+1)/4; decay: 0.1 (10 - t)/6, floored at 0
+    expected = [0.025, 0.05, 0.1, 0.1, 0.05, 0.0, 0.0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_linear_decay_without_warmup_is_reactnets():
+    schedule = training.linear_decay(1e-3, 100)
+    np.testing.assert_allclose([float(schedule(t)) for t in (0, 25, 100)], [1e-3, 7.5e-4, 0.0], rtol=1e-6, atol=1e-12)
+
+
+def test_schedule_round_trips():
+    schedule = training.WarmupLinearDecay(0.5, 20, 3)
+    copy = tf.keras.optimizers.schedules.deserialize(tf.keras.optimizers.schedules.serialize(schedule))
+    assert copy.get_config() == schedule.get_config()
+
+
+def test_label_smoothing_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1]], np.float32)
+    loss = losses.SparseCrossentropy(label_smoothing=0.3)(np.array([0]), probs)
+    # q = 0.7 [c = 0] + 0.1 = (0.8, 0.1, 0.1)
+    expected = -(0.8 * np.log(0.7) + 0.1 * np.log(0.2) + 0.1 * np.log(0.1))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    plain = losses.SparseCrossentropy()(np.array([[1]]), probs)
+    np.testing.assert_allclose(float(plain), -np.log(0.2), rtol=1e-5)
+
+
+def test_sparse_crossentropy_round_trips():
+    loss = losses.SparseCrossentropy(0.1, from_logits=True)
+    copy = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
+    assert (copy.label_smoothing, copy.from_logits) == (0.1, True)
+
+
+def test_weight_decay_covers_convolution_kernels_only():
+    model = perturb(mini_model())
+    training.add_weight_decay(model, 1e-2)
+    kernels = [model.get_layer("stem").kernel, model.get_layer("b1_bconv").kernel]
+    expected = 1e-2 / 2 * sum(float(np.sum(k.numpy() ** 2)) for k in kernels)
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+    assert {id(k) for k in training.conv_kernels(model)} == {id(k) for k in kernels}
+
+
+def test_weight_decay_gradient_is_coupled():
+    """d/dW of the decay term is lambda W, as torch.optim.Adam(weight_decay=lambda) adds."""
+    model = perturb(mini_model())
+    training.add_weight_decay(model, 0.5)
+    kernel = model.get_layer("stem").kernel
+    with tf.GradientTape() as tape:
+        loss = model.losses[0]
+    np.testing.assert_allclose(tape.gradient(loss, kernel).numpy(), 0.5 * kernel.numpy(), rtol=1e-5)
+
+
+# -- distillation -------------------------------------------------------------------------
+
+
+def test_distillation_loss_by_hand():
+    x, y = mini_data(8)
+    student, teacher = perturb(mini_model()), perturb(mini_model(Method(binarise="none")), seed=1)
+    distiller = training.compile_classifier(student, learning_rate=1e-3, total_steps=10, teacher=teacher)
+    assert isinstance(distiller, training.Distiller)
+    p_s, p_t = student(x).numpy(), teacher(x).numpy()
+    expected = np.mean(-np.sum(p_t * np.log(p_s), axis=-1))
+    got = distiller.compute_loss(tf.constant(x), tf.constant(y), tf.constant(p_s))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_distillation_trains_the_student_only():
+    x, y = mini_data(32)
+    student, teacher = mini_model(), perturb(mini_model(Method(binarise="none")), seed=1)
+    frozen = [w.numpy() for w in teacher.weights]
+    before = [w.numpy() for w in student.trainable_weights]
+    distiller = training.compile_classifier(student, learning_rate=1e-2, total_steps=4, teacher=teacher)
+    distiller.fit(_batches(x, y), epochs=1, verbose=0)
+    for w, value in zip(teacher.weights, frozen):
+        np.testing.assert_array_equal(w.numpy(), value)
+    assert any(not np.array_equal(w.numpy(), b) for w, b in zip(student.trainable_weights, before))
+
+
+# -- two-step -----------------------------------------------------------------------------
+
+
+def test_step1_has_real_weights_and_binary_activations():
+    recipe = training.Recipe(recipe="two-step", epochs=2)
+    (n1, m1, wd1), (n2, m2, wd2) = recipe.steps(Method())
+    assert (n1, m1.binarise, wd1) == ("step1", "activations", 1e-5)
+    assert (n2, m2.binarise, wd2) == ("step2", "all", 0.0)
+    step1 = mini_model(m1)
+    conv = step1.get_layer("b1_bconv")
+    assert conv.kernel_quantizer is None and conv.kernel_constraint is None
+    assert isinstance(step1.get_layer("b1_sign"), tf.keras.layers.Layer)
+
+
+@pytest.mark.parametrize("method", [Method(), Method(weights="learned"), Method(threshold="insta+", activation="dyprelu")])
+def test_two_step_transfer(method):
+    step1 = perturb(mini_model(method.replace(binarise="activations")))
+    step2 = mini_model(method)
+    copied = training.transfer_weights(step1, step2)
+    assert copied == len(step1.weights)
+    for layer1, layer2 in zip(step1.layers, step2.layers):
+        assert layer1.name == layer2.name
+        step2_weights = {w.name: w for w in layer2.weights}
+        for w in layer1.weights:
+            np.testing.assert_array_equal(w.numpy(), step2_weights[w.name].numpy(), err_msg=w.name)
+    conv = step2.get_layer("b1_bconv")
+    assert costs.has_binary_kernel(conv)  # binary after step 2
+    if isinstance(conv, rebnn.ReBNNConv2D):  # alpha follows the transferred kernel
+        np.testing.assert_allclose(conv.alpha.numpy(), np.abs(step1.get_layer("b1_bconv").kernel.numpy()).mean((0, 1, 2)), rtol=1e-6)
+    x, _ = mini_data(4)
+    binary = conv.kernel_quantizer(tf.convert_to_tensor(conv.kernel.latent_variable)).numpy().reshape(-1, conv.filters)
+    for channel in binary.T:  # one magnitude per output channel: a scaled sign
+        assert np.unique(np.abs(channel)).size == 1
+    assert np.all(np.isfinite(step2(x).numpy()))
+
+
+def test_transfer_refuses_a_weight_without_a_place():
+    step1 = mini_model(Method(binarise="activations"), filters=32)
+    wider = mini_model(Method(), filters=64)
+    with pytest.raises(training.TrainingError, match=r"cannot transfer .* step-1 weight\(s\) into step 2: stem/kernel"):
+        training.transfer_weights(step1, wider)
+    other = mini_model(Method(binarise="none"))  # no sign layers: fewer layers
+    with pytest.raises(training.TrainingError, match="layers in step 1"):
+        training.transfer_weights(step1, other)
+
+
+def _train(tmp_path, recipe, *, x, y, resume=False, callbacks=(), name="run", method=Method()):
+    def build(m):
+        tf.keras.utils.set_random_seed(0)
+        return mini_model(m)
+
+    return training.train(
+        build, method, _batches(x, y), _batches(x[:16], y[:16]), recipe, tmp_path / name,
+        steps_per_epoch=-(-len(x) // recipe.batch_size), resume=resume, callbacks=callbacks,
+        verbose=0,
+    )  # fmt: skip
+
+
+def test_two_step_run_folder(tmp_path):
+    x, y = mini_data(32)
+    recipe = training.Recipe(recipe="two-step", epochs=1, batch_size=16, learning_rate=1e-2)
+    model = _train(tmp_path, recipe, x=x, y=y)
+    run = tmp_path / "run"
+    for step in ("step1", "step2"):
+        for part in ("model.h5", "history.csv", "curves.png", "checkpoints/checkpoint", "logs"):
+            assert (run / step / part).exists(), f"{step}/{part}"
+    step1, final = saving.load_model(run / "step1" / "model.h5"), saving.load_model(run / "model.h5")
+    assert step1.get_layer("b1_bconv").kernel_quantizer is None
+    assert costs.has_binary_kernel(final.get_layer("b1_bconv"))
+    for a, b in zip(model.weights, final.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# -- checkpoints, resume, interruption, NaN -------------------------------------------------
+
+
+class _InterruptAt(tf.keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C does) before batch `batch` of epoch `epoch`."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            self.weights = [w.numpy() for w in self.model.weights]
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_at_the_right_epoch_with_the_same_optimiser_state(tmp_path):
+    x, y = mini_data(64)
+    recipe = training.Recipe(epochs=3, batch_size=16, learning_rate=1e-2)
+    straight = _train(tmp_path, recipe, x=x, y=y, name="straight")
+    straight_iterations = int(straight.optimizer.iterations) if straight.optimizer else None
+
+    with pytest.raises(training.Interrupted, match="interrupted during epoch 2"):
+        _train(tmp_path, recipe, x=x, y=y, name="cut", callbacks=[_InterruptAt(1, 0)])
+    history = training.read_history(tmp_path / "cut" / "history.csv")
+    assert history["epoch"] == [0.0]
+
+    resumed = _train(tmp_path, recipe, x=x, y=y, name="cut", resume=True)
+    assert training.read_history(tmp_path / "cut" / "history.csv")["epoch"] == [0.0, 1.0, 2.0]
+    assert int(resumed.optimizer.iterations) == straight_iterations == 12
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
+    for a, b in zip(straight.optimizer.variables(), resumed.optimizer.variables()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
+
+
+def test_an_interrupted_run_leaves_a_loadable_checkpoint(tmp_path):
+    x, y = mini_data(64)
+    recipe = training.Recipe(epochs=2, batch_size=16, learning_rate=1e-2)
+    stop = _InterruptAt(0, 2)  # in the middle of the first epoch: no epoch checkpoint yet
+    with pytest.raises(training.Interrupted, match="checkpointed in"):
+        _train(tmp_path, recipe, x=x, y=y, callbacks=[stop])
+    fresh = mini_model()
+    assert training.restore_weights(tmp_path / "run" / "checkpoints", fresh) == 0  # no epoch completed
+    for w, value in zip(fresh.weights, stop.weights):
+        np.testing.assert_array_equal(w.numpy(), value, err_msg=w.name)
+
+
+class _PoisonAt(tf.keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            w = self.model.get_layer("logits").kernel
+            w.assign(tf.fill(w.shape, np.nan))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    x, y = mini_data(32)
+    recipe = training.Recipe(epochs=3, batch_size=16)
+    with pytest.raises(training.TrainingError, match=r"NaN in epoch 2; the last good checkpoint \(epoch 1\)"):
+        _train(tmp_path, recipe, x=x, y=y, callbacks=[_PoisonAt(1)])
+    fresh = mini_model()
+    assert training.restore_weights(tmp_path / "run" / "checkpoints", fresh) == 1
+    assert all(np.isfinite(w.numpy()).all() for w in fresh.weights)
+    assert not (tmp_path / "run" / "model.h5").exists()
+
+
+def test_resume_of_a_complete_run_is_refused(tmp_path):
+    x, y = mini_data(16)
+    recipe = training.Recipe(epochs=1, batch_size=16)
+    _train(tmp_path, recipe, x=x, y=y)
+    with pytest.raises(training.TrainingError, match="is complete"):
+        _train(tmp_path, recipe, x=x, y=y, resume=True)
+
+
+def test_recipe_errors():
+    with pytest.raises(training.TrainingError, match="recipe must be one of"):
+        training.Recipe(recipe="three-step")
+    with pytest.raises(training.TrainingError, match="warm-up"):
+        training.Recipe(epochs=2, warmup_epochs=2)
+
+
+def test_batch_must_split_over_replicas(tmp_path):
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    x, y = mini_data(16)
+    with pytest.raises(training.TrainingError, match="global batch size 15 does not split over 2 replicas"):
+        training.train(mini_model, Method(), _batches(x, y), _batches(x, y), training.Recipe(batch_size=15), tmp_path, steps_per_epoch=1, strategy=TwoReplicas())
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(training.TrainingError, match="TF_CONFIG"):
+        training.make_strategy("multi-worker")
