@@ -371,8 +371,10 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
 # Commands that live in modules of their own (each defines one click command).
 # (one `lqm.add_command(...)` line per module goes here)
 from cli.download import download  # noqa: E402
+from cli.search_af import search_af  # noqa: E402
 
 lqm.add_command(download)
+lqm.add_command(search_af)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,6 +148,8 @@ BINARY = (
 
 _UNARY_INDEX = {op.name: i for i, op in enumerate(UNARY)}
 _BINARY_INDEX = {op.name: i for i, op in enumerate(BINARY)}
+# Distinct genomes: the largest population a search can have.
+SEARCH_SPACE = len(UNARY) ** 2 * len(BINARY)
 _VALID = f"unary ops: {', '.join(_UNARY_INDEX)}; binary ops: {', '.join(_BINARY_INDEX)}"
 
 
@@ -320,12 +322,61 @@ class GAAFSign(_GenomeLayer):
 # -- the genetic search --------------------------------------------------------------------
 
 
-def _read_log(log_path) -> dict[str, float]:
+class SearchLogError(ValueError):
+    """A search log that cannot be read, or that a search of another configuration wrote."""
+
+
+def read_log(log_path) -> tuple[dict | None, list[dict]]:
+    """The configuration (None if the log has no `{"config": ...}` first line) and the
+    evaluation records `{"genome", "fitness", "generation"}` of a search log; (None, [])
+    if there is no log yet."""
     try:
         with open(log_path) as f:
-            return {r["genome"]: r["fitness"] for r in map(json.loads, filter(str.strip, f))}
+            lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
     except FileNotFoundError:
-        return {}
+        return None, []
+    except OSError as e:
+        raise SearchLogError(f"cannot read search log {log_path}: {e.strerror or e}") from None
+    config, records = None, []
+    for i, (n, line) in enumerate(lines):
+        try:
+            entry = json.loads(line)
+            if i == 0 and isinstance(entry, dict) and isinstance(entry.get("config"), dict):
+                config = entry["config"]
+                continue
+            Genome.parse(entry["genome"])
+            entry["fitness"] = float(entry["fitness"])
+            records.append(entry)
+        except (ValueError, KeyError, TypeError):
+            raise SearchLogError(
+                f"{log_path} line {n} is not a GAAF search record: {line.strip()[:60]!r}"
+            ) from None
+    return config, records
+
+
+def open_log(log_path, config: dict) -> list[dict]:
+    """Opens a search log for a search described by `config` (JSON-able): a new or empty
+    log gets `{"config": config}` as its first line; a log written with another
+    configuration is refused with a `SearchLogError`. Returns the records logged so far."""
+    config = json.loads(json.dumps(config))  # compared as it reads back: tuples as lists
+    logged, records = read_log(log_path)
+    if logged is None and not records:
+        with open(log_path, "w") as f:
+            f.write(json.dumps({"config": config}) + "\n")
+        return []
+    if logged is None:
+        raise SearchLogError(f"search log {log_path} has no configuration line; start a new log")
+    differences = [
+        f"{key}={logged.get(key)!r} (now {config.get(key)!r})"
+        for key in sorted(set(logged) | set(config))
+        if logged.get(key) != config.get(key)
+    ]
+    if differences:
+        raise SearchLogError(
+            f"search log {log_path} was written with {', '.join(differences)}; resume with "
+            "the same configuration or start a new log"
+        )
+    return records
 
 
 def search(
@@ -336,6 +387,7 @@ def search(
     children: int = 10,
     seed: int = 0,
     log_path=None,
+    config: dict | None = None,
     progress: bool = True,
 ) -> list[tuple[Genome, float]]:
     """The genetic search of the authors' code; returns the final population, best first.
@@ -353,12 +405,22 @@ def search(
     logged fitnesses instead of evaluating again, so an interrupted search resumes where it
     stopped and ends exactly as an uninterrupted one would. (The log is therefore a cache:
     use one log per fitness function.)
+
+    `config`, a JSON-able description of the search (its fitness function, and
+    `population`, `children` and `seed` for an exact replay), guards that cache: it is the
+    first line of a new log, and a log written with another one is refused (`open_log`)
+    before anything is evaluated. Leave `generations` out of it to let a resumed search
+    run for more generations than it first had.
     """
-    space = len(UNARY) ** 2 * len(BINARY)
-    if not 1 <= population <= space:
-        raise ValueError(f"population must be between 1 and {space} (distinct genomes); got {population}")
+    if not 1 <= population <= SEARCH_SPACE:
+        raise ValueError(
+            f"population must be between 1 and {SEARCH_SPACE} (distinct genomes); got {population}"
+        )
     rng = random.Random(seed)
-    known = _read_log(log_path) if log_path else {}
+    known = {}
+    if log_path:
+        records = read_log(log_path)[1] if config is None else open_log(log_path, config)
+        known = {r["genome"]: r["fitness"] for r in records}
     bar = tqdm(total=population + generations * children, unit="genome", disable=not progress)
 
     def evaluate(genome, generation):

@@ -1,0 +1,168 @@
+"""`lqm search-af`: the GAAF genetic search from the command line.
+
+Most tests replace the proxy training by a quick stand-in (a real one takes half a minute
+per genome on a small CPU); the slow test runs the real one.
+"""
+
+import inspect
+import json
+import math
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import lqm
+from larq_methods import gaaf
+from larq_methods.method import Method
+from tests.test_cli import assert_one_line_error
+from zoo import search as zoo_search
+
+
+def run(*args):
+    return CliRunner().invoke(lqm, ["search-af", *map(str, args)], catch_exceptions=False)
+
+
+def tiny(data_dir, log, generations, *more):
+    """Options of a tiny search: 30 images to train on, 10 to score, 4 genomes kept."""
+    return run(
+        "--data-dir", data_dir, "--train-split", "train[:30]", "--eval-split", "train[30:]",
+        "--population", 4, "--children", 3, "--generations", generations, "--log", log, *more,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def evaluated(monkeypatch):
+    """Replaces the proxy training by a quick deterministic fitness; the genomes it is
+    asked to evaluate collect in the returned list."""
+    calls = []
+    real = zoo_search.proxy_fitness
+
+    def stand_in(*args, **kwargs):
+        inspect.signature(real).bind(*args, **kwargs)  # called as the real one would be
+
+        def fitness(genome):
+            calls.append(str(genome))
+            return (7 * genome.unary1 + 3 * genome.unary2 + genome.binary) % 23 / 23
+
+        return fitness
+
+    monkeypatch.setattr(zoo_search, "proxy_fitness", stand_in)
+    return calls
+
+
+def records(log):
+    """The log's configuration and evaluation records."""
+    config, *rest = (json.loads(line) for line in log.read_text().splitlines())
+    return config, rest
+
+
+def table(result):
+    """The final table's rows, as (rank, genome, accuracy, generation)."""
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() == ["rank", "genome", "accuracy", "generation"])
+    return [tuple(line.split()) for line in lines[start + 1 : -1]]
+
+
+def test_two_generations_then_a_resume_that_skips_logged_genomes(tmp_path, tiny_fashion_mnist, evaluated):
+    log = tmp_path / "search.jsonl"
+    first = tiny(tiny_fashion_mnist, log, 1)
+    assert first.exit_code == 0, first.output
+    config, logged = records(log)
+    assert config["config"]["backbone"] == "reactnet-18" and config["config"]["population"] == 4
+    assert [r["genome"] for r in logged] == evaluated and len(set(evaluated)) == len(evaluated)
+    assert {r["generation"] for r in logged} == {0, 1}
+    done = list(evaluated)
+
+    second = tiny(tiny_fashion_mnist, log, 2)  # one generation more
+    assert second.exit_code == 0, second.output
+    assert f"resuming {log} ({len(done)} genomes evaluated)" in second.stdout
+    new = evaluated[len(done) :]
+    assert 0 < len(new) <= 3 and not set(new) & set(done)  # only generation 2's children
+    _, logged = records(log)
+    assert [r["genome"] for r in logged] == done + new
+    assert {r["generation"] for r in logged[len(done) :]} == {2}
+    assert f"{len(new)} genomes evaluated now, {len(logged)} in all." in second.stdout
+
+    # The resumed search ends as an uninterrupted one does, and a finished one reruns alone.
+    whole = tiny(tiny_fashion_mnist, tmp_path / "whole.jsonl", 2)
+    assert table(whole) == table(second) and len(table(second)) == 4
+    count = len(evaluated)
+    again = tiny(tiny_fashion_mnist, log, 2)
+    assert table(again) == table(second) and len(evaluated) == count
+
+
+def test_table_and_best_command(tmp_path, tiny_fashion_mnist, evaluated):
+    result = tiny(tiny_fashion_mnist, tmp_path / "search.jsonl", 2, "--top", 3)
+    assert result.exit_code == 0, result.output
+    rows = table(result)
+    assert [rank for rank, *_ in rows] == ["1", "2", "3"]
+    accuracies = [float(accuracy) for _, _, accuracy, _ in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    logged = {r["genome"]: r for r in records(tmp_path / "search.jsonl")[1]}
+    for _, genome, accuracy, generation in rows:
+        assert float(accuracy) == pytest.approx(logged[genome]["fitness"], abs=1e-4)
+        assert int(generation) == logged[genome]["generation"]
+
+    best = result.stdout.splitlines()[-1]
+    assert best.startswith("Best: lqm train reactnet-18 --gaaf ")
+    argv = shlex.split(best.removeprefix("Best: "))
+    assert argv[:4] == ["lqm", "train", "reactnet-18", "--gaaf"]
+    assert argv[5:] == ["--data-dir", str(tiny_fashion_mnist)]
+    genome = gaaf.Genome.parse(argv[4])
+    assert str(genome) == rows[0][1]
+    assert Method(gaaf=argv[4]).gaaf == argv[4]
+
+
+def test_a_log_of_another_configuration_is_refused(tmp_path, tiny_fashion_mnist, evaluated):
+    log = tmp_path / "search.jsonl"
+    assert tiny(tiny_fashion_mnist, log, 1).exit_code == 0
+    before, count = log.read_text(), len(evaluated)
+    assert_one_line_error(
+        tiny(tiny_fashion_mnist, log, 1, "--alpha", 0.5, "--seed", 3),
+        f"search log {log} was written with alpha=0.25 (now 0.5), seed=0 (now 3)",
+    )
+    assert_one_line_error(tiny(tiny_fashion_mnist, log, 1, "--population", 5), "population=4 (now 5)")
+    assert log.read_text() == before and len(evaluated) == count
+
+    log.write_text('{"genome": "add(sin,x)", "fitness": 0.5, "generation": 0}\n')
+    assert_one_line_error(tiny(tiny_fashion_mnist, log, 1), "has no configuration line")
+    log.write_text("not json\n")
+    assert_one_line_error(tiny(tiny_fashion_mnist, log, 1), f"{log} line 1 is not a GAAF search record")
+    assert len(evaluated) == count
+
+
+def test_bad_options_give_one_line(tmp_path, tiny_fashion_mnist, evaluated):
+    log = tmp_path / "search.jsonl"
+    assert_one_line_error(
+        tiny(tiny_fashion_mnist, log, 1, "--backbone", "insta-resnet18"),
+        "insta-resnet18 is a named model", "reactnet-18",
+    )  # fmt: skip
+    assert_one_line_error(tiny(tiny_fashion_mnist, log, 1, "--backbone", "reactnet-19"), "unknown model", "did you mean")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(tiny(empty, log, 1), "Fashion-MNIST not found")
+    assert_one_line_error(tiny(tiny_fashion_mnist, tmp_path, 1), "cannot read search log")  # a folder
+    assert not log.exists() and evaluated == []
+
+
+@pytest.mark.slow
+def test_real_proxy_training_two_generations_and_resume(tmp_path, tiny_fashion_mnist):
+    log = tmp_path / "search.jsonl"
+    options = [
+        "--data-dir", tiny_fashion_mnist, "--train-split", "train[:30]", "--eval-split", "train[30:]",
+        "--alpha", 0.125, "--batch-size", 10, "--population", 2, "--children", 1, "--log", log,
+        "--seed", 1,  # starts from sub(signed_sqrt,neg), which trains, and gate(sigmoid,cube)
+    ]  # fmt: skip
+    first = run(*options, "--generations", 1)
+    assert first.exit_code == 0, first.output
+    _, logged = records(log)
+    assert 2 <= len(logged) <= 3
+    # A genome whose sign is constant (gate(sigmoid,cube) > 0) may diverge: it ranks last.
+    assert all(0 <= r["fitness"] <= 1 or r["fitness"] == -math.inf for r in logged)
+    second = run(*options, "--generations", 2)
+    assert second.exit_code == 0, second.output
+    _, resumed = records(log)
+    assert resumed[: len(logged)] == logged and len(resumed) <= len(logged) + 1
+    best = shlex.split(second.stdout.splitlines()[-1].removeprefix("Best: "))[4]
+    assert Method(gaaf=best).gaaf == str(gaaf.Genome.parse(best))
