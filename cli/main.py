@@ -370,9 +370,11 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
 
 # Commands that live in modules of their own (each defines one click command).
 # (one `lqm.add_command(...)` line per module goes here)
+from cli.benchmark import benchmark  # noqa: E402
 from cli.download import download  # noqa: E402
 from cli.search_af import search_af  # noqa: E402
 
+lqm.add_command(benchmark)
 lqm.add_command(download)
 lqm.add_command(search_af)
 

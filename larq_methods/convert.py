@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 from larq_methods import costs
@@ -32,6 +33,9 @@ class Op:
     type: str
     input_shapes: tuple
     output_shapes: tuple
+    # an LCE operator's custom options as sorted (key, value) pairs, e.g. LceBconv2d's
+    # channels_in, which its bit-packed shapes do not tell
+    options: tuple = ()
 
 
 def convert(model: tf.keras.Model) -> bytes:
@@ -84,8 +88,12 @@ def inventory(flatbuffer: bytes) -> list[Op]:
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        options = ()
         if builtin == schema.BuiltinOperator.CUSTOM:
             name = code.CustomCode().decode()
+            if op.CustomOptionsLength():
+                custom = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
+                options = tuple(sorted(custom.items()))
         else:
             name = _BUILTIN_NAMES.get(builtin, str(builtin))
         ops.append(
@@ -93,6 +101,7 @@ def inventory(flatbuffer: bytes) -> list[Op]:
                 name,
                 tuple(shape(op.Inputs(j)) for j in range(op.InputsLength())),
                 tuple(shape(op.Outputs(j)) for j in range(op.OutputsLength())),
+                options,
             )
         )
     return ops
@@ -163,6 +172,15 @@ def unbinarised(model: tf.keras.Model, ops: list[Op]) -> list[str]:
     return problems
 
 
+def check_binarised(model: tf.keras.Model, ops: list[Op]) -> None:
+    """Raises `ConversionError` if a binary Keras convolution is not an LceBconv2d in `ops`."""
+    problems = unbinarised(model, ops)
+    if problems:
+        raise ConversionError(
+            f"{len(problems)} binary convolution(s) would run in float: " + "; ".join(problems)
+        )
+
+
 def parity(model: tf.keras.Model, flatbuffer: bytes, inputs: np.ndarray) -> dict:
     """Keras against LCE's interpreter on `inputs`: output differences, top-1 agreement."""
     expected = model.predict(inputs, verbose=0, batch_size=64)
@@ -191,11 +209,7 @@ def convert_and_verify(
     """
     flatbuffer = convert(model)
     ops = inventory(flatbuffer)
-    problems = unbinarised(model, ops)
-    if problems:
-        raise ConversionError(
-            f"{len(problems)} binary convolution(s) would run in float: " + "; ".join(problems)
-        )
+    check_binarised(model, ops)
     report = {
         "size_bytes": len(flatbuffer),
         "operators": op_counts(ops),
@@ -223,13 +237,15 @@ def has_grouped_bconv(flatbuffer: bytes) -> bool:
     )
 
 
-def interpreter(flatbuffer: bytes, num_threads: int = 1):
+def interpreter(flatbuffer: bytes, num_threads: int = 1, indirect_bgemm: bool = False):
     """LCE's interpreter for `flatbuffer`, with the indirect BGEMM kernel when grouped binary
-    convolutions need it."""
+    convolutions need it, or for every binary convolution if `indirect_bgemm`."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     return Interpreter(
-        flatbuffer, num_threads=num_threads, use_indirect_bgemm=has_grouped_bconv(flatbuffer)
+        flatbuffer,
+        num_threads=num_threads,
+        use_indirect_bgemm=indirect_bgemm or has_grouped_bconv(flatbuffer),
     )
 
 

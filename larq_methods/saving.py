@@ -27,6 +27,17 @@ def load_model(path) -> tf.keras.Model:
         raise FileError(f"{path} is not a Keras model file (.h5, .keras or SavedModel): {first}") from None
 
 
+def load_tflite(path) -> bytes:
+    """Reads a TFLite flatbuffer, refusing a file that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(f"{path}: no such file")
+    flatbuffer = path.read_bytes()
+    if flatbuffer[4:8] != b"TFL3":  # the flatbuffer's file identifier
+        raise FileError(f"{path} is not a TFLite model (no TFL3 file identifier)")
+    return flatbuffer
+
+
 def check_writable(path) -> Path:
     """Creates the parent folder if needed and proves that `path` can be written there."""
     path = Path(path)

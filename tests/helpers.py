@@ -5,6 +5,8 @@ import struct
 
 import numpy as np
 
+from larq_methods import benchmark
+
 
 def write_idx(path, array, compress=True):
     """Writes an IDX file of unsigned bytes, gzipped if `compress`."""
@@ -18,11 +20,7 @@ def write_idx(path, array, compress=True):
 def perturb(model, seed=0, stddev=0.1):
     """Moves every trainable weight and moving statistic off its initial value, so tests
     see non-trivial parameters (other state, such as ReBNN's bookkeeping, is left alone)."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        if w.trainable or "moving" in w.name:
-            w.assign(w.numpy() + rng.normal(0, stddev, w.shape).astype(np.float32))
-    return model
+    return benchmark.perturb(model, seed=seed, stddev=stddev)
 
 
 def mini_model(method=None, *, shape=(8, 8, 1), classes=4, filters=32):
