@@ -176,6 +176,7 @@ def _run_training(o: dict, run_dir: Path, *, data_dir, strategy_name, resume):
             "method": method.as_dict(),
             "train_split": train_set.split,
             "eval_split": eval_set.split,
+            "data_dir": str(Path(data_dir).resolve()) if data_dir else None,  # --resume's default
             "input_shape": list(shape),
             "num_classes": classes,
             "schedule": f"Adam, {o['warmup_epochs']} warm-up epochs, then linear decay to 0 per step",
@@ -252,17 +253,21 @@ def train(ctx, data_dir, strategy, output, resume, **options):
     with one_line_errors():
         if resume:
             given = [
-                f"--{k.replace('_', '-')}" for k in options
+                "MODEL" if k == "model_name" else f"--{k.replace('_', '-')}" for k in options
                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
             ]  # fmt: skip
             if given or output:
                 raise click.UsageError(f"--resume takes its options from the run's config.json; drop {', '.join(given or ['--output'])}")
             run_dir = Path(resume)
             try:
-                saved = json.loads((run_dir / "config.json").read_text())["options"]
-            except (OSError, ValueError, KeyError):
+                config = json.loads((run_dir / "config.json").read_text())
+                saved = config["options"]
+            except (OSError, ValueError, KeyError, TypeError):
                 raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no readable config.json)") from None
+            if all((run_dir / step["folder"] / "model.h5").exists() for step in config.get("steps") or [{"folder": "."}]):
+                raise training.TrainingError(f"{run_dir} is complete: every step has its model.h5")
             options = {k: saved.get(k) for k in _RUN_OPTIONS}
+            data_dir = data_dir or config.get("data_dir")  # the run's data, not the default's
         else:
             if not options["model_name"]:
                 raise click.UsageError("missing MODEL (or --resume RUN)")
@@ -333,26 +338,29 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
 
 
 @lqm.command()
-@click.argument("model_file", type=click.Path())
+@click.argument("model_file", metavar="MODEL_FILE|NAME")
 @data_options
 @click.option("--split", help="Split to evaluate [default: test, or validation for ImageNet].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Interpreter threads for .tflite files.")
 def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
-    """Top-1 accuracy of MODEL_FILE: a Keras model, or a .tflite run by LCE's interpreter."""
+    """Top-1 accuracy of MODEL_FILE: a Keras model, a .tflite run by LCE's interpreter, or
+    a registered model NAME with its pretrained weights for --dataset (`lqm download`)."""
     with one_line_errors():
         path = Path(model_file)
-        if not path.exists():
-            raise saving.FileError(f"{path}: no such file")
-        if path.suffix == ".tflite":
+        if path.suffix == ".tflite" and path.exists():
             flatbuffer = path.read_bytes()
             try:
                 shape = lqconvert.interpreter(flatbuffer).input_shapes[0]
             except Exception as e:
                 raise saving.FileError(f"{path} is not a TFLite model: {e}") from None
             size, chans = model_input(shape)
-        else:
+        elif path.exists() or path.suffix or len(path.parts) > 1:
             model = saving.load_model(path)
+            size, chans = model_input(model)
+        else:  # a model name: its pretrained weights
+            zoo.get_entry(model_file)
+            model = zoo.create_model(model_file, weights=dataset)
             size, chans = model_input(model)
         source = data.load(dataset, split or data.default_splits(dataset)[1], data_dir)
         batches = data.pipeline(source, image_size=size, channels=chans, batch_size=batch_size, training=False)

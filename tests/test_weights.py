@@ -209,3 +209,52 @@ def test_cli_download_errors(registry, server, trained, tmp_path, monkeypatch):
     registry()
     assert_one_error(run("download", MODEL), "cannot download", "refused")
     assert cached_files(tmp_path) == []
+
+
+# -- packed weights -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["reactnet-18", "rebnn-resnet18", "insta-quicknet"])
+def test_packed_weights_keep_every_binary_kernel(name, tmp_path):
+    import tensorflow as tf
+
+    from larq_methods import costs
+
+    kwargs = dict(input_shape=(28, 28, 1), alpha=0.125, num_classes=10)
+    model = perturb(zoo.create_model(name, **kwargs))
+    pretrained.save_packed(model, tmp_path / "w.npz")
+    copy = zoo.create_model(name, weights=str(tmp_path / "w.npz"), **kwargs)
+    checked = 0
+    for layer, twin in zip(costs.flat_layers(model), costs.flat_layers(copy)):
+        if hasattr(layer, "kernel") and costs.has_binary_kernel(layer):
+            w, w2 = layer.kernel.numpy(), twin.kernel.numpy()
+            np.testing.assert_array_equal(w >= 0, w2 >= 0)  # the same signs
+            # the same mean |w| per output channel: larq's magnitude-aware scale
+            np.testing.assert_allclose(np.abs(w2).mean((0, 1, 2)), np.abs(w).mean((0, 1, 2)), rtol=1e-5)
+            assert np.unique(np.abs(w2[..., 0])).size == 1  # one magnitude per channel
+            quantize = tf.keras.layers.Lambda(lambda k, q=layer.kernel_quantizer: q(k))
+            np.testing.assert_allclose(quantize(w2).numpy(), quantize(w).numpy(), rtol=1e-5, atol=1e-7)
+            checked += 1
+        else:
+            for a, b in zip(layer.weights, twin.weights):
+                np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    assert checked > 0
+    assert (tmp_path / "w.npz").stat().st_size < sum(w.numpy().nbytes for w in model.weights) / 5
+
+
+def test_packed_weights_of_another_model_are_refused(tmp_path):
+    kwargs = dict(input_shape=(28, 28, 1), num_classes=10)
+    pretrained.save_packed(zoo.create_model("reactnet-18", alpha=0.125, **kwargs), tmp_path / "w.npz")
+    with pytest.raises(pretrained.WeightsError, match="holds .* weights; the model has"):
+        zoo.create_model("insta-resnet18", alpha=0.125, weights=str(tmp_path / "w.npz"), **kwargs)
+    with pytest.raises(pretrained.WeightsError, match="has shape"):
+        zoo.create_model("reactnet-18", alpha=0.25, weights=str(tmp_path / "w.npz"), **kwargs)
+
+
+def test_evaluate_a_model_name_uses_its_pretrained_weights(registry, server, tiny_fashion_mnist):
+    result = run("evaluate", MODEL, "--data-dir", str(tiny_fashion_mnist))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["examples"] == 20
+    assert server.requests == [f"/{FILE}"]
+    assert_one_error(run("evaluate", "no-such-model", "--data-dir", str(tiny_fashion_mnist)), "unknown model")

@@ -5,6 +5,7 @@ import os
 import tensorflow as tf
 
 from larq_methods import rebnn
+from zoo import pretrained
 
 # PyTorch's BatchNorm defaults, as in the papers' code.
 BN_MOMENTUM = 0.9
@@ -85,5 +86,5 @@ def finish(inputs, outputs, *, name, weights, method=None):
                 f"weights must be None or the path to a weights file; {weights!r} is "
                 "neither (pretrained weights by dataset name: zoo.create_model(name, weights=...))"
             )
-        model.load_weights(weights)
+        pretrained.load_weights(model, weights)
     return model

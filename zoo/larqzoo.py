@@ -14,6 +14,7 @@ from zookeeper import Field, factory
 
 from larq_methods.initializers import BlurPool
 from larq_methods.method import Method
+from zoo import pretrained
 from zoo.common import batch_norm, is_small_input, resolve_input, scaled
 from zoo.reactnet import downsample, residual
 from zoo.registry import register_model
@@ -89,7 +90,7 @@ def _build(factory_class, *, input_shape, input_tensor, weights, include_top, nu
         model = tf.keras.Model(inputs, model(inputs))
     model._name = name
     if weights is not None:
-        model.load_weights(weights)
+        pretrained.load_weights(model, weights)
     return model
 
 

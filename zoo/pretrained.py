@@ -6,6 +6,11 @@ The registry is `zoo/weights/registry.json`, a list of entries such as
      "sha256": "9f2c...", "accuracy": 0.8812, "recipe": {"epochs": 10, "method": {...}},
      "date": "2025-01-31", "alpha": 0.25, "input_shape": [28, 28, 1], "num_classes": 10}
 
+Files are Keras weights files (.h5) or packed weights (.npz, `pack`): every weight as it
+is, except that each 1-bit kernel is stored as its signs, 8 to a byte, and its mean |w|
+per output channel, which is all that inference uses of it; 32x smaller, so the weights of
+every named model ship with the project.
+
 The files ship beside it, so the default base URL is that folder's `file://` URI and
 downloads work offline. `LQM_WEIGHTS_URL` replaces the base (a mirror: an http(s) URL or a
 folder), `LQM_CACHE_DIR` the cache folder (default `~/.keras/lqm-weights`). Whatever the
@@ -23,7 +28,10 @@ import urllib.error
 import urllib.parse
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
+
+from larq_methods import costs
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
@@ -159,3 +167,72 @@ def fetch(model: str, dataset: str = "fashion_mnist") -> Path:
             ) from None
         source = f"the mirror in ${URL_ENV}" if os.environ.get(URL_ENV) else "the shipped weights folder"
         raise WeightsError(f"cannot download {weights.url} ({source}): {_reason(e)}") from None
+
+
+# -- packed weights -----------------------------------------------------------------------
+
+
+def _binary_kernels(model) -> set[int]:
+    return {id(layer.kernel) for layer in costs.flat_layers(model) if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)}
+
+
+def pack(model) -> dict[str, np.ndarray]:
+    r"""`model.weights` in order as arrays "w0", "w1", ...; a 1-bit kernel \(W\) (output
+    channels last) becomes "wN.bits" (\(W \ge 0\), packed) and "wN.scale"
+    (\(\operatorname{mean}|W|\) per output channel), with "wN.shape".
+
+    Unpacked, such a kernel is \(W' = \operatorname{scale} \cdot \operatorname{sign}(W)\):
+    the same signs and per-channel mean magnitude, so the same binary kernel, whether
+    larq scales it by mean |W| (ReActNet) or ReBNN by its own alpha. Latent magnitudes
+    within a channel are not kept: fine-tuning starts from W'.
+    """
+    binary = _binary_kernels(model)
+    arrays = {}
+    for i, w in enumerate(model.weights):
+        value = w.numpy()
+        if id(w) in binary:
+            arrays[f"w{i}.bits"] = np.packbits(value.reshape(-1) >= 0)
+            arrays[f"w{i}.scale"] = np.abs(value).reshape(-1, value.shape[-1]).mean(axis=0).astype(np.float32)
+            arrays[f"w{i}.shape"] = np.array(value.shape)
+        else:
+            arrays[f"w{i}"] = value
+    return arrays
+
+
+def save_packed(model, path) -> None:
+    np.savez_compressed(path, **pack(model))
+
+
+def load_packed(model, path) -> None:
+    """Sets `model`'s weights from a file written by `save_packed` for the same model."""
+    arrays = np.load(path)
+    count = len({key.split(".")[0] for key in arrays.files})
+    if count != len(model.weights):
+        raise WeightsError(f"{path} holds {count} weights; the model has {len(model.weights)}")
+    for i, w in enumerate(model.weights):
+        if f"w{i}" in arrays.files:
+            value = arrays[f"w{i}"]
+        else:
+            shape = tuple(arrays[f"w{i}.shape"])
+            signs = np.unpackbits(arrays[f"w{i}.bits"], count=int(np.prod(shape))).astype(np.float32) * 2 - 1
+            value = signs.reshape(-1, shape[-1]) * arrays[f"w{i}.scale"]
+            value = value.reshape(shape)
+        if tuple(value.shape) != tuple(w.shape):
+            raise WeightsError(f"{path}: weight {i} ({w.name}) has shape {tuple(value.shape)}; the model's is {tuple(w.shape)}")
+        w.assign(value)
+
+
+def load_weights(model, path) -> None:
+    """Packed weights (.npz) or a Keras weights or model file."""
+    if str(path).endswith(".npz"):
+        load_packed(model, path)
+    else:
+        model.load_weights(path)
+
+
+def register(weights: Weights) -> None:
+    """Adds or replaces the registry entry of (model, dataset); keeps the registry sorted."""
+    items = [dataclasses.asdict(w) for w in entries() if (w.model, w.dataset) != (weights.model, weights.dataset)]
+    items.append(dataclasses.asdict(weights))
+    items.sort(key=lambda item: (item["model"], item["dataset"]))
+    REGISTRY_FILE.write_text(json.dumps(items, indent=1) + "\n")
