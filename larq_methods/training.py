@@ -305,6 +305,19 @@ def read_history(path) -> dict[str, list[float]]:
     return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in (rows[0] if rows else {})}
 
 
+def truncate_history(history_csv, epochs: int) -> None:
+    """Keeps the header and the rows of epochs 0..`epochs`-1 of `history_csv`: the rows a
+    run resumed at epoch `epochs` would otherwise repeat (an epoch cut short by Ctrl-C
+    after its row, or ended by a NaN)."""
+    path = Path(history_csv)
+    if not path.exists():
+        return
+    header, *rows = path.read_text().splitlines(keepends=True) or [""]
+    kept = [row for row in rows if row.strip() and int(float(row.split(",", 1)[0])) < epochs]
+    if len(kept) != len(rows):
+        saving.write_bytes(path, "".join([header, *kept]).encode())
+
+
 def plot_history(history_csv, png) -> None:
     """Loss and accuracy, training and evaluation, per epoch; written atomically."""
     import matplotlib
@@ -343,8 +356,10 @@ def fit(model, train_data, eval_data, *, epochs: int, run_dir, initial_epoch=0, 
     """Trains from `initial_epoch` to `epochs`, keeping the run folder's records.
 
     Callbacks (after any given `callbacks`): ReBNN's oscillation ratio per layer (for models with 1-bit kernels; before
-    the loggers that record it), a checkpoint per finite epoch, `history.csv` (appended to
-    on resume), TensorBoard logs, `curves.png`, and a stop on a NaN loss.
+    the loggers that record it), `history.csv` (on resume, cut to the epochs before
+    `initial_epoch`, then appended to), a checkpoint per finite epoch (after the epoch's
+    row, so that a Ctrl-C between the two repeats the row's epoch rather than losing the
+    row), TensorBoard logs, `curves.png`, and a stop on a NaN loss.
 
     Raises `Interrupted` on Ctrl-C, after checkpointing the state it was in, and
     `TrainingError` when the loss became NaN (the last good checkpoint stays).
@@ -352,12 +367,14 @@ def fit(model, train_data, eval_data, *, epochs: int, run_dir, initial_epoch=0, 
     run_dir = Path(run_dir)
     target = target or model
     saver = EpochCheckpoint(checkpoints, target) if checkpoints else None
+    if initial_epoch > 0:
+        truncate_history(run_dir / "history.csv", initial_epoch)
     callbacks = [
         *callbacks,
         tf.keras.callbacks.TerminateOnNaN(),
         *([rebnn.OscillationLogger()] if has_binary_kernels(target) else []),
-        *([saver] if saver else []),
         tf.keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
+        *([saver] if saver else []),
         CurvesPlot(run_dir / "history.csv", run_dir / "curves.png"),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
     ]

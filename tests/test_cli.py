@@ -38,9 +38,11 @@ def test_models_lists_and_counts():
     assert [line.split()[0] for line in result.stdout.splitlines()] == zoo.list_models()
     costs = run("models", "*mobilenet", "--costs")
     rows = {line.split()[0]: line.split() for line in costs.stdout.splitlines()[1:]}
-    assert sorted(rows) == ["dybnn-mobilenet", "insta-mobilenet", "insta-plus-mobilenet"]
+    assert sorted(rows) == ["dybnn-mobilenet", "float-mobilenet", "insta-mobilenet", "insta-plus-mobilenet"]
     # against the ReActNet-A baseline: 4.82e9 BOPs, 1.19e7 FLOPs, 8.71e7 OPs
     assert rows["dybnn-mobilenet"][1:6] == ["reactnet-a", "4.82e+09", "1.38e+07", "8.91e+07", "+2.2%"]
+    # its float counterpart: every BOP becomes a FLOP, 4.82e9 + 1.19e7 = 4.83e9 = OPs, 55.4x the baseline's
+    assert rows["float-mobilenet"][1:6] == ["reactnet-a", "0", "4.83e+09", "4.83e+09", "+5442.3%"]
 
 
 @pytest.mark.slow
@@ -53,9 +55,11 @@ def test_train_convert_evaluate_on_real_fashion_mnist(tmp_path, real_fashion_mni
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "test[:128] accuracy" in result.stdout
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "history.csv", "model.h5", "results.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoints", "config.json", "curves.png", "history.csv", "logs", "model.h5", "results.json",
+    ]  # fmt: skip
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["input_shape"] == [28, 28, 1] and config["alpha"] == 0.25
+    assert config["input_shape"] == [28, 28, 1] and config["options"]["alpha"] == 0.25
     results = json.loads((run_dir / "results.json").read_text())
     assert results["eval_examples"] == 128 and 0 <= results["eval_accuracy"] <= 1
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
@@ -102,7 +106,7 @@ def test_train_with_method_options_records_the_method(tmp_path, tiny_fashion_mni
     assert "threshold=insta, activation=fprelu, weights=learned, gamma=0.0002" in result.stdout
     config = json.loads((run_dir / "config.json").read_text())
     assert config["method"] == {"threshold": "insta", "activation": "fprelu", "weights": "learned", "gamma": 2e-4,
-                                "gaaf": None, "groups": 1, "downsample": "real"}  # fmt: skip
+                                "gaaf": None, "groups": 1, "downsample": "real", "binarise": "all"}  # fmt: skip
 
 
 def test_missing_dataset_creates_no_run_folder(tmp_path):

@@ -272,3 +272,25 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(training.TrainingError, match="TF_CONFIG"):
         training.make_strategy("multi-worker")
+
+
+def test_resume_after_a_nan_epoch_keeps_one_row_per_epoch(tmp_path):
+    x, y = mini_data(32)
+    recipe = training.Recipe(epochs=3, batch_size=16)
+    with pytest.raises(training.TrainingError, match="NaN in epoch 2"):
+        _train(tmp_path, recipe, x=x, y=y, callbacks=[_PoisonAt(1)])
+    history = training.read_history(tmp_path / "run" / "history.csv")
+    assert history["epoch"] == [0, 1] and np.isnan(history["loss"][1])  # the NaN epoch has its row
+    _train(tmp_path, recipe, x=x, y=y, resume=True)  # from the checkpoint of epoch 1
+    history = training.read_history(tmp_path / "run" / "history.csv")
+    assert history["epoch"] == [0, 1, 2] and np.isfinite(history["loss"]).all()
+
+
+def test_truncate_history(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,2.5\n1,2.0\n2,nan\n")
+    training.truncate_history(path, 2)
+    assert path.read_text() == "epoch,loss\n0,2.5\n1,2.0\n"
+    training.truncate_history(path, 5)  # nothing to cut
+    assert path.read_text() == "epoch,loss\n0,2.5\n1,2.0\n"
+    training.truncate_history(tmp_path / "absent.csv", 1)  # no file: nothing to do
