@@ -194,11 +194,14 @@ def rebnn_layers(model) -> list:
     return [layer for layer in costs.flat_layers(model) if isinstance(layer, ReBNNConv2D)]
 
 
-@_register
-class ReBNNModel(tf.keras.Model):
-    """A Keras model whose training step also updates ReBNN's adaptive gamma.
+class ReBNNTrainStep:
+    """A Keras model mixin: the training step that also updates ReBNN's adaptive gamma.
 
-    Build it like a functional model, `ReBNNModel(inputs, outputs)`. Each step computes
+    A mixin rather than a base class, because Keras rewrites the bases of a `Model`
+    subclass built as a functional model, `ReBNNModel(inputs, outputs)`, to `Functional`,
+    which no subclassed model (such as `training.Distiller`) could then inherit.
+
+    Each step computes
     the compiled loss plus `model.losses` (the reconstruction losses among them), takes
     the gradients of the trainable weights and of every ReBNN layer's probe (dL/dw_hat)
     from one tape, applies the trainable ones, and then sets gamma_c of every adaptive
@@ -234,6 +237,12 @@ class ReBNNModel(tf.keras.Model):
         for layer, bits, grad in zip(adaptive, before, probe_grads):
             layer.update_gamma(bits, grad)
         return self.compute_metrics(x, y, y_pred, sample_weight)
+
+
+@_register
+class ReBNNModel(ReBNNTrainStep, tf.keras.Model):
+    """A Keras model whose training step (`ReBNNTrainStep`) also updates ReBNN's adaptive
+    gamma; build it like a functional model, `ReBNNModel(inputs, outputs)`."""
 
 
 # HDF5 files name a model's class without the package prefix: register that name too, so

@@ -110,11 +110,11 @@ def outputs_logits(model) -> bool:
     return getattr(model.layers[-1], "activation", None) is not tf.keras.activations.softmax
 
 
-class Distiller(rebnn.ReBNNModel):
+class Distiller(rebnn.ReBNNTrainStep, tf.keras.Model):
     """Trains `student` on the distributional loss against a frozen `teacher`.
 
     Calling it calls the student; metrics (accuracy) compare the student with the labels.
-    Its training step is `ReBNNModel`'s, so a ReBNN student's gamma is updated too.
+    Its training step is ReBNN's (`ReBNNTrainStep`), so a ReBNN student's gamma is updated too.
     """
 
     def __init__(self, student, teacher, **kwargs):

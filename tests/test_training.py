@@ -98,6 +98,18 @@ def test_distillation_trains_the_student_only():
     assert any(not np.array_equal(w.numpy(), b) for w, b in zip(student.trainable_weights, before))
 
 
+def test_distilling_a_rebnn_student_updates_its_gamma():
+    """Building a ReBNNModel first (Keras then rewrites its bases to Functional) must not
+    stop a Distiller from being built, and the Distiller's step updates ReBNN's gamma."""
+    x, y = mini_data(32)
+    student = mini_model(Method(weights="learned"))
+    assert isinstance(student, rebnn.ReBNNModel)
+    teacher = perturb(mini_model(Method(binarise="none")), seed=1)
+    distiller = training.compile_classifier(student, learning_rate=1e-2, total_steps=2, teacher=teacher)
+    distiller.fit(_batches(x, y), epochs=1, verbose=0)
+    assert float(tf.reduce_max(student.get_layer("b1_bconv").balance)) > 0
+
+
 # -- two-step -----------------------------------------------------------------------------
 
 

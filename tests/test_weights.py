@@ -258,3 +258,25 @@ def test_evaluate_a_model_name_uses_its_pretrained_weights(registry, server, tin
     assert report["examples"] == 20
     assert server.requests == [f"/{FILE}"]
     assert_one_error(run("evaluate", "no-such-model", "--data-dir", str(tiny_fashion_mnist)), "unknown model")
+
+
+# -- the shipped weights ------------------------------------------------------------------
+
+
+def test_every_model_ships_fashion_mnist_weights():
+    shipped = {w.model for w in pretrained.entries() if w.dataset == "fashion_mnist"}
+    assert shipped == set(zoo.list_models())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reactnet-18", "rebnn-resnet18", "dybnn-quicknet", "insta-mobilenet"])
+def test_shipped_weights_reproduce_their_accuracy(name, real_fashion_mnist, tmp_path, monkeypatch):
+    """`lqm evaluate NAME` fetches the shipped file (the default source) into an empty cache
+    and measures the accuracy registered for it, within 0.2 points."""
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(pretrained.URL_ENV, raising=False)
+    result = run("evaluate", name, "--data-dir", real_fashion_mnist)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["examples"] == 10_000
+    assert abs(report["accuracy"] - pretrained.get(name).accuracy) <= 0.002
