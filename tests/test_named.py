@@ -10,7 +10,8 @@ from larq_methods import layers as L
 from larq_methods.method import GroupedConvolutionError, Method, MethodError
 from tests.helpers import perturb
 
-NAMED = [n for n in zoo.list_models() if zoo.get_entry(n).backbone != n]
+NAMED = [n for n in zoo.list_models() if zoo.get_entry(n).backbone != n and not n.startswith("float-")]
+FLOATS = zoo.list_models("float-*")
 BACKBONES = ["reactnet-a", "reactnet-18", "birealnet", "quicknet"]
 
 
@@ -110,6 +111,19 @@ def test_named_model_round_trips_and_converts_fully_binary(name, tmp_path):
     allowed_custom = {"LceQuantize", "LceBconv2d"}
     assert not {op for op in report["operators"] if op.startswith("Lce")} - allowed_custom
     assert not any(op.startswith("Flex") or op.isdigit() for op in report["operators"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FLOATS)
+def test_float_counterparts_have_no_quantizer_and_convert_to_float(name, tmp_path):
+    model = perturb(small(name), stddev=0.05)
+    assert zoo.get_entry(name).method.binarise == "none"
+    assert not convert.binary_convolutions(model)
+    assert not [layer.name for layer in model.layers if "sign" in layer.name]
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)
+    _, report = convert.convert_and_verify(model, x, min_agreement=1.0)
+    assert not [op for op in report["operators"] if op.startswith("Lce")]
+    assert report["parity"]["max_abs_diff"] < 1e-4
 
 
 @pytest.mark.parametrize("preset", sorted(zoo.PRESETS))
