@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import zoo
 from larq_methods import costs, data, saving, training
+from zoo import pretrained
 from tests.helpers import write_idx
 from tests.test_cli import assert_one_line_error, run
 
@@ -129,6 +130,9 @@ def test_teacher_errors(tmp_path, data_dir, monkeypatch):
         run(*student, "--teacher", tmp_path / "32x32.h5"),
         "takes (32, 32, 1) and gives 10 classes; the student takes (28, 28, 1) and gives 10",
     )
+    empty_registry = tmp_path / "registry.json"
+    empty_registry.write_text("[]")
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", empty_registry)  # as if none shipped
     assert_one_line_error(
         run(*student, "--teacher", "float-resnet18"),
         "--teacher float-resnet18: no pretrained fashion_mnist weights",
