@@ -348,13 +348,9 @@ def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
     a registered model NAME with its pretrained weights for --dataset (`lqm download`)."""
     with one_line_errors():
         path = Path(model_file)
-        if path.suffix == ".tflite" and path.exists():
-            flatbuffer = path.read_bytes()
-            try:
-                shape = lqconvert.interpreter(flatbuffer).input_shapes[0]
-            except Exception as e:
-                raise saving.FileError(f"{path} is not a TFLite model: {e}") from None
-            size, chans = model_input(shape)
+        if path.suffix == ".tflite":
+            flatbuffer = saving.load_tflite(path)
+            size, chans = model_input(lqconvert.interpreter(flatbuffer).input_shapes[0])
         elif path.exists() or path.suffix or len(path.parts) > 1:
             model = saving.load_model(path)
             size, chans = model_input(model)

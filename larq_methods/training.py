@@ -16,6 +16,7 @@ Run folder (`run_dir`; with two steps, `step1/` and `step2/` each hold the per-s
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -298,8 +299,6 @@ class CurvesPlot(tf.keras.callbacks.Callback):
 
 
 def read_history(path) -> dict[str, list[float]]:
-    import csv
-
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in (rows[0] if rows else {})}
