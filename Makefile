@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 FASHION_MNIST := $(or $(LQM_FASHION_MNIST_DIR),/usr/share/datasets/fashion-mnist)
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
+# pytest-xdist workers; tests of one module share a worker (and its module fixtures)
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test test-fast install dataset
 
@@ -38,7 +40,7 @@ demo: install dataset
 	@echo "Demo run folder: $(RUN)"
 
 test: install dataset
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-fast: PYTEST_ARGS += -m "not slow"
 test-fast: test
