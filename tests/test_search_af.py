@@ -166,3 +166,20 @@ def test_real_proxy_training_two_generations_and_resume(tmp_path, tiny_fashion_m
     assert resumed[: len(logged)] == logged and len(resumed) <= len(logged) + 1
     best = shlex.split(second.stdout.splitlines()[-1].removeprefix("Best: "))[4]
     assert Method(gaaf=best).gaaf == str(gaaf.Genome.parse(best))
+
+
+@pytest.mark.slow
+def test_proxy_fitness_scores_a_constant_sign_nan_without_a_message(tiny_fashion_mnist, capfd):
+    """max(x^2, s) >= s = 1 keeps every binary activation at +1: BatchNorm then divides by a
+    variance of ~0 and the gradients overflow. The proxy stops and scores NaN quietly, and a
+    genome that does train gets its accuracy."""
+    from larq_methods import data
+
+    fitness = zoo_search.proxy_fitness(
+        "reactnet-18", data.load("fashion_mnist", "train[:30]", tiny_fashion_mnist),
+        data.load("fashion_mnist", "train[30:]", tiny_fashion_mnist),
+        input_shape=(28, 28, 1), alpha=0.125, epochs=2, batch_size=10,
+    )  # fmt: skip
+    assert math.isnan(fitness(gaaf.Genome.parse("max(square,const)")))
+    assert 0 <= fitness(gaaf.Genome.parse("add(x,zero)")) <= 1
+    assert "Invalid loss" not in capfd.readouterr().out

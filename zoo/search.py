@@ -10,6 +10,15 @@ from zoo.named import PRESETS
 from zoo.registry import create_model
 
 
+class _StopOnNaN(tf.keras.callbacks.Callback):
+    """Keras' TerminateOnNaN without its message: a search meets many diverging genomes,
+    and scores them (NaN) rather than reporting each under its progress bar."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not math.isfinite((logs or {}).get("loss", 0.0)):
+            self.model.stop_training = True
+
+
 def proxy_fitness(
     backbone: str,
     train_set: data.Dataset,
@@ -52,7 +61,7 @@ def proxy_fitness(
             train_data,
             validation_data=eval_data,
             epochs=epochs,
-            callbacks=[tf.keras.callbacks.TerminateOnNaN()],
+            callbacks=[_StopOnNaN()],
             verbose=0,
         ).history
         if not all(map(math.isfinite, history.get("loss", [math.nan]))):
