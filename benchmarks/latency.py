@@ -25,6 +25,7 @@ Writes benchmarks/results/latency.md and latency.png.
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def main():
              ", ".join(f"{op} {n:+d}" for op, n in added.items()))
         )  # fmt: skip
 
-    command = "python benchmarks/latency.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]])
     lines = [
         f"# LCE-interpreter latency, {args.image_size}x{args.image_size}x3, alpha {args.alpha}, 1000 classes",
         "",

@@ -19,6 +19,7 @@ with groups=1 (its FPReLU and binary downsampling), as the table says.
 """
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,7 @@ def main():
         else:
             row += "- | - | - |"
         rows.append(f"{row} {notes[name]} |")
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     text = (
         f"Training throughput at alpha {args.alpha}, 28x28x1, batch {args.batch_size}, on this "
         f"machine's CPU (2 shared cores; TensorFlow {tf.__version__}); best of {args.rounds} "
