@@ -24,6 +24,7 @@ import fnmatch
 import json
 import shutil
 import statistics
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -56,11 +57,12 @@ def method_for(name, alpha, shape, classes):
         tf.keras.backend.clear_session()
 
 
-def train_one(name, seed, args, train_set, eval_set):
+def train_one(name, seed, args, train_set, eval_set, *, method=None, run_dir=None):
+    """One leaderboard run of `name` (with its own method, or `method`); its figures."""
     shape, classes = (28, 28, 1), train_set.num_classes
-    method, note = method_for(name, args.alpha, shape, classes)
+    method, note = (method, "") if method else method_for(name, args.alpha, shape, classes)
     pipe = dict(image_size=28, channels=1, batch_size=args.batch_size)
-    run_dir = WORK / f"{name}-s{seed}"
+    run_dir = Path(run_dir or WORK / f"{name}-s{seed}")
     if run_dir.exists():  # a run that did not finish: start it again
         shutil.rmtree(run_dir)
 
@@ -182,7 +184,7 @@ def main():
 
     results = [r for r in read_results() if r["model"] in models]
     markdown, summary = table(results, models)
-    command = "python benchmarks/leaderboard.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/leaderboard.py", *sys.argv[1:]])
     header = (
         f"Fashion-MNIST, every model at alpha {args.alpha}, 28x28x1, one-step recipe, "
         f"{args.epochs} epoch(s) on {args.train_split}, batch {args.batch_size}, Adam "
