@@ -220,6 +220,53 @@ class Genome:
         return Genome(*genes)
 
 
+# -- folding at inference ------------------------------------------------------------------
+
+# Sign classes of the unary ops (Ours), for `sign_factor`. "Odd": sign(U(y)) = c sign(y) for
+# every y, zero included, with c = +1, -1, or the op's own s ("s"); cube is left out, since
+# y^3 underflows to -0 (read as +1) for negative y above -1e-15.
+_ODD = {"x": 1.0, "signed_sqrt": 1.0, "atan": 1.0, "erf": 1.0, "neg": -1.0, "scale": "s"}
+# U(y) >= 0 for every y, so that sigmoid(U(y)) >= 1/2.
+_NONNEG = {"zero", "square", "abs", "max0", "sigmoid", "erfc", "exp_neg_abs", "exp_neg_sq"}
+
+
+def sign_factor(genome: Genome, s_unary1=None, s_unary2=None):
+    """A per-channel factor c with sign(f(y)) = sign(c y) for every y, or None.
+
+    Such a genome only reshapes the sign's gradient: at inference f is a per-channel sign
+    flip at most, and `GAAFSign` computes sign(c (x - a)) instead of f, so that LCE gets one
+    MUL (or nothing) before `LceQuantize` rather than f's elementwise ops. `s_unary1` and
+    `s_unary2` are the ops' parameters, where they have one. Rules (Ours; sign(0) = +1):
+
+    - `gate(U1, U2)` = U1 sigmoid(U2) with U1 odd and U2 >= 0: sigmoid(U2) >= 1/2.
+    - `add`/`sub` with `zero` on one side, of an odd op.
+    - `add(U1, U2)` of odd ops with the same constant c; `sub(U1, U2)` with opposite ones.
+    - `add(x, sin)`: |sin y| < |y| for y != 0, so y + sin y has the sign of y.
+
+    Exact for every input but subnormal ones (within 1e-38 of the threshold), where a
+    product may round to zero. Other genomes (f may change sign away from 0) give None.
+    """
+    u1, u2, b = genome.ops
+
+    def odd(op, s):
+        c = _ODD.get(op.name)
+        return s if c == "s" else c
+
+    c1, c2 = odd(u1, s_unary1), odd(u2, s_unary2)
+    constant = isinstance(c1, float) and isinstance(c2, float)
+    if b.name == "gate" and u2.name in _NONNEG:
+        return c1
+    if b.name in ("add", "sub") and u2.name == "zero":
+        return c1
+    if b.name in ("add", "sub") and u1.name == "zero" and c2 is not None:
+        return c2 if b.name == "add" else -c2
+    if constant and (c1 == c2 if b.name == "add" else b.name == "sub" and c1 == -c2):
+        return c1
+    if b.name == "add" and {u1.name, u2.name} == {"x", "sin"}:
+        return 1.0
+    return None
+
+
 # -- layers --------------------------------------------------------------------------------
 
 
@@ -289,8 +336,10 @@ class GAAFSign(_GenomeLayer):
     f: \\(\partial x_b / \partial x = f'(x - a_c)\\) where \\(|f(x - a_c)| \le 1.3\\), else 0,
     so f reshapes the sign's surrogate gradient (larq's `ste_sign` with `clip_value`).
 
-    After conversion with LCE, `x - a` and f run as float elementwise TFLite built-ins in
-    front of `LceQuantize`; f is not folded into a threshold even when it is monotone.
+    At inference (`training` false), a genome whose f never changes the sign of its input
+    other than by a per-channel factor c (`sign_factor`: `gate(scale,abs)`, `add(sin,x)` and
+    others) computes the same signs as sign(c (x - a)), so LCE gets a SUB and at most a MUL in
+    front of `LceQuantize`. Any other f runs as float elementwise TFLite built-ins there.
 
     `precision = 1` marks the output as binary for cost counting, as larq's quantizers do.
 
@@ -311,8 +360,15 @@ class GAAFSign(_GenomeLayer):
         )
         super().build(input_shape)
 
-    def call(self, inputs):
-        f = self.activation(inputs - self.threshold)
+    def call(self, inputs, training=None):
+        y = inputs - self.threshold
+        if training is None:
+            training = tf.keras.backend.learning_phase()
+        factor = None if training else sign_factor(self.genome, self.s_unary1, self.s_unary2)
+        if factor is None:
+            f = self.activation(y)
+        else:  # the same signs without f's ops (see `sign_factor`)
+            f = y if isinstance(factor, float) and factor == 1.0 else factor * y
         return lq.quantizers.ste_sign(f, clip_value=self.clip_value)
 
     def get_config(self):

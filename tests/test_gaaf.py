@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from larq_methods import convert
-from larq_methods.gaaf import BINARY, UNARY, ComplementaryActivation, GAAFSign, Genome, erf, erfc, search
+from larq_methods.gaaf import BINARY, UNARY, ComplementaryActivation, GAAFSign, Genome, erf, erfc, search, sign_factor
 from tests.helpers import perturb
 
 EPS = 1e-6  # the documented guard
@@ -275,7 +275,7 @@ def test_layers_work_in_larq_summary(capsys):
 
 # 11 branches that use each of the 22 unary and 11 binary ops once.
 CONVERTED = [
-    "add(x,zero)", "sub(square,cube)", "mul(signed_sqrt,log_abs)", "div(sin,cos)", "ratio(sigmoid,tan)",
+    "add(cube,zero)", "sub(square,x)", "mul(signed_sqrt,log_abs)", "div(sin,cos)", "ratio(sigmoid,tan)",
     "max(atan,erf)", "min(erfc,exp_neg_abs)", "gate(exp_neg_sq,max0)", "exp_neg_sq_diff(min0,abs)",
     "exp_neg_abs_diff(neg,scale)", "mix(shift,const)",
 ]
@@ -377,3 +377,54 @@ def test_nan_fitness_ranks_last(tmp_path):
 def test_search_refuses_a_population_larger_than_the_search_space():
     with pytest.raises(ValueError, match="population must be between 1 and 5324"):
         search(lambda g: 0.0, population=5325, generations=0, progress=False)
+
+
+# Inputs of the sign: zero, tiny, rounding-sized and large, of both signs.
+Y_FOLD = np.concatenate([[0.0, 1e-30, -1e-30, 1e-7, -1e-7, 3e-4, -3e-4], np.linspace(-60, 60, 2001)]).astype(np.float32)
+S_FOLD = np.array([1.5, -0.5, 0.0, 1.0], np.float32)  # per channel: either sign, and zero
+
+
+def test_every_folded_genome_keeps_the_signs_of_f():
+    """sign(f(y)) = sign(c y) for each genome `sign_factor` folds, over all 5324 genomes."""
+    y = np.repeat(Y_FOLD[None, :, None, None], 4, axis=-1)
+    sign = lambda v: np.where(np.asarray(v) >= 0, 1.0, -1.0)  # noqa: E731  (sign(0) = +1)
+    folded = []
+    for u1, u2, b in itertools.product(range(len(UNARY)), range(len(UNARY)), range(len(BINARY))):
+        genome = Genome(u1, u2, b)
+        if sign_factor(genome, S_FOLD, S_FOLD) is None:
+            continue
+        layer = _built(ComplementaryActivation, genome, 4)
+        for w in layer.weights:
+            w.assign(S_FOLD)
+        c = np.asarray(sign_factor(genome, layer.s_unary1, layer.s_unary2), np.float32)
+        np.testing.assert_array_equal(sign(layer(y)), sign(c * y), err_msg=str(genome))
+        folded.append(str(genome))
+    assert {"gate(scale,abs)", "add(sin,x)", "add(x,sin)", "add(x,zero)", "sub(x,neg)", "sub(zero,scale)"} <= set(folded)
+    assert not {"mul(x,cos)", "add(cube,zero)", "sub(x,sin)", "gate(x,neg)", "add(x,scale)"} & set(folded)
+
+
+def test_gaaf_sign_folds_at_inference_and_trains_through_f():
+    layer = _built(GAAFSign, "gate(scale,abs)", 2)
+    layer.s_unary1.assign([1.5, -0.5])
+    layer.threshold.assign([0.25, -0.5])
+    x = tf.constant(np.random.default_rng(0).uniform(-3, 3, (2, 5, 5, 2)), tf.float32)
+    y = x - layer.threshold
+    unfolded = lq.quantizers.ste_sign(layer.activation(y), clip_value=1.3)
+    np.testing.assert_array_equal(layer(x, training=False), unfolded)
+    np.testing.assert_array_equal(layer(x, training=False), np.where(y * [1.5, -0.5] >= 0, 1.0, -1.0))
+    with tf.GradientTape() as tape:
+        out = layer(x, training=True)
+    np.testing.assert_array_equal(out, unfolded)
+    assert tape.gradient(out, layer.s_unary1) is not None  # s shapes the gradient in training
+
+
+def test_a_folded_genome_converts_without_its_operators():
+    inputs = tf.keras.Input((4, 4, 32))
+    x = GAAFSign("gate(scale,abs)")(inputs)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, kernel_quantizer="magnitude_aware_sign", kernel_constraint="weight_clip", use_bias=False)(x)
+    model = perturb(tf.keras.Model(inputs, tf.keras.layers.GlobalAveragePooling2D()(x)), stddev=0.5)
+    data = np.random.default_rng(0).uniform(-2, 2, (8, 4, 4, 32)).astype(np.float32)
+    _, report = convert.convert_and_verify(model, data, min_agreement=1.0)
+    assert report["operators"]["LceBconv2d"] == 1 and report["operators"]["MUL"] == 1
+    assert not {"LOGISTIC", "ABS"} & set(report["operators"]), report["operators"]
+    assert report["parity"]["examples_matching"] == 1.0
