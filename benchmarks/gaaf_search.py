@@ -137,7 +137,7 @@ def main():
         f"diverged (their f(x) keeps one sign, so every binary activation is constant). Log: `{LOG}`. "
         f"The top {len(top)} genomes and the references were then trained on the leaderboard's terms "
         f"(ReActNet-18, alpha 0.25, one epoch on train[:10000], seeds {', '.join(map(str, args.seeds))}, "
-        f"whole test split). Made by `{command.strip()}`.\n\n" + "\n".join(rows) + "\n"
+        f"whole test split). Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
     )
     (leaderboard.RESULTS / "gaaf_search.md").write_text(text)
     print(text)

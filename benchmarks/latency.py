@@ -81,7 +81,7 @@ def main():
     lines = [
         f"# LCE-interpreter latency, {args.image_size}x{args.image_size}x3, alpha {args.alpha}, 1000 classes",
         "",
-        f"`{command.strip()}` on {platform.machine()} ({os.cpu_count()} cores, shared), "
+        f"`{command}` on {platform.machine()} ({os.cpu_count()} cores, shared), "
         f"{args.threads} thread(s), LCE's indirect BGEMM kernel for every model, {args.warmup} "
         f"warm-up and {args.runs} timed runs per model, runs of all models interleaved; "
         f"{minutes:.0f} min in all.",

@@ -190,7 +190,7 @@ def main():
         f"{args.epochs} epoch(s) on {args.train_split}, batch {args.batch_size}, Adam "
         f"{args.learning_rate:g} decayed linearly to zero; test accuracy on the whole test split "
         f"(10,000 images); seeds {', '.join(map(str, args.seeds))}. Wall times on a shared "
-        f"2-core CPU. Made by `{command.strip()}`.\n\n"
+        f"2-core CPU. Made by `{command}`.\n\n"
     )
     (RESULTS / "leaderboard.md").write_text(header + markdown)
     plot(summary, RESULTS / "leaderboard.png")

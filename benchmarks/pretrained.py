@@ -60,7 +60,7 @@ def main():
     text = (
         f"Every registered {args.dataset} weights file, downloaded into an empty cache and evaluated "
         f"with `lqm evaluate NAME` on the whole test split; largest difference from the registry: "
-        f"{worst:.2f} points. Made by `{command.strip()}`.\n\n" + "\n".join(rows) + "\n"
+        f"{worst:.2f} points. Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
     )
     Path(args.output).write_text(text)
     print(text)

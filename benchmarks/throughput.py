@@ -103,7 +103,7 @@ def main():
         f"Training throughput at alpha {args.alpha}, 28x28x1, batch {args.batch_size}, on this "
         f"machine's CPU (2 shared cores; TensorFlow {tf.__version__}); best of {args.rounds} "
         f"round-robin windows of {args.steps} steps. 'vs baseline' is the baseline's images/s over "
-        f"the model's (1.00x: as fast). Made by `{command.strip()}`.\n\n" + "\n".join(rows) + "\n"
+        f"the model's (1.00x: as fast). Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
     )
     Path(args.output).write_text(text)
     print(text)

@@ -40,6 +40,8 @@ import larq as lq
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from larq_methods.layers import _training
+
 EPS = 1e-6
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
@@ -362,9 +364,7 @@ class GAAFSign(_GenomeLayer):
 
     def call(self, inputs, training=None):
         y = inputs - self.threshold
-        if training is None:
-            training = tf.keras.backend.learning_phase()
-        factor = None if training else sign_factor(self.genome, self.s_unary1, self.s_unary2)
+        factor = None if _training(training) else sign_factor(self.genome, self.s_unary1, self.s_unary2)
         if factor is None:
             f = self.activation(y)
         else:  # the same signs without f's ops (see `sign_factor`)
