@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from larq_methods import quantizers
+
 
 @dataclass(frozen=True)
 class Costs:
@@ -45,10 +47,6 @@ class Costs:
         }
 
 
-def _precision(obj) -> int:
-    return getattr(obj, "precision", None) or 32
-
-
 def inbound_layers(layer) -> list:
     nodes = layer.inbound_nodes
     if not nodes:
@@ -58,14 +56,14 @@ def inbound_layers(layer) -> list:
 
 
 def has_binary_kernel(layer) -> bool:
-    return _precision(getattr(layer, "kernel_quantizer", None)) == 1
+    return quantizers.is_binary(getattr(layer, "kernel_quantizer", None))
 
 
 def has_binary_input(layer) -> bool:
-    if _precision(getattr(layer, "input_quantizer", None)) == 1:
+    if quantizers.is_binary(getattr(layer, "input_quantizer", None)):
         return True
     inbound = inbound_layers(layer)
-    return bool(inbound) and all(_precision(src) == 1 for src in inbound)
+    return bool(inbound) and all(quantizers.is_binary(src) for src in inbound)
 
 
 def is_binary(layer) -> bool:

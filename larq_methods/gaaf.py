@@ -9,13 +9,15 @@ with \\(U_1, U_2\\) drawn from 22 unary operations (`UNARY`) and \\(B\\) from 11
 operations (`BINARY`), as in the authors' code. A `Genome` names one choice of
 \\((U_1, U_2, B)\\); `search` runs the authors' genetic algorithm over genomes.
 
-Guards (Ours; the paper only says "a small epsilon"), with `EPS` = 1e-6:
+Guards (the paper only says "a small epsilon"):
 
-- `log_abs`: \\(\log(|x| + \epsilon)\\).
-- `signed_sqrt`: \\(x / \sqrt{|x| + \epsilon}\\), which is \\(\operatorname{sign}(x)\sqrt{|x|}\\)
-  to within \\(0.3\sqrt{\epsilon}\\) and keeps the gradient finite at 0.
-- `div`, `ratio`: a denominator \\(d\\) becomes \\(d + \epsilon \operatorname{sign}(d)\\) with
-  \\(\operatorname{sign}(0) = +1\\), so it is never closer to 0 than \\(\epsilon\\).
+- `signed_sqrt`: \\(\operatorname{sign}(x)\sqrt{|x| + 10^{-8}}\\) and `log_abs`:
+  \\(\log(|x| + 10^{-8})\\), as in the authors' code (`EPS_CODE`).
+- `div`, `ratio` (Ours, safer than the code's): a denominator \\(d\\) becomes
+  \\(d + \epsilon \operatorname{sign}(d)\\) with \\(\operatorname{sign}(0) = +1\\) and
+  \\(\epsilon\\) = `EPS` = 1e-6, so it is never closer to 0 than \\(\epsilon\\). The code's
+  \\(x_1 / (x_2 + 10^{-8})\\) divides by zero at \\(x_2 = -10^{-8}\\), and by less than
+  1e-8 on either side of it: infinities and NaNs that then end the proxy training.
 
 TFLite rewrites (Ours): TensorFlow's `Tan`, `Atan`, `Erf` and `Erfc` are not TFLite built-ins
 (LCE emits them as unresolvable custom ops), so the layers always compute them from built-ins,
@@ -41,8 +43,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from larq_methods.layers import _training
+from larq_methods.quantizers import BinarySign
 
 EPS = 1e-6
+"""The denominators' guard (Ours): never closer to 0 than this."""
+EPS_CODE = 1e-8
+"""The guard of `signed_sqrt` and `log_abs`, as in the authors' code."""
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
@@ -114,8 +120,8 @@ UNARY = (
     Op("zero", "0", lambda x, s: tf.zeros_like(x)),
     Op("square", "x^2", lambda x, s: tf.square(x)),
     Op("cube", "x^3", lambda x, s: x * x * x),
-    Op("signed_sqrt", "x / sqrt(|x| + eps)", lambda x, s: x / tf.sqrt(tf.abs(x) + EPS)),
-    Op("log_abs", "log(|x| + eps)", lambda x, s: tf.math.log(tf.abs(x) + EPS)),
+    Op("signed_sqrt", "sign(x) sqrt(|x| + 1e-8)", lambda x, s: tf.sign(x) * tf.sqrt(tf.abs(x) + EPS_CODE)),
+    Op("log_abs", "log(|x| + 1e-8)", lambda x, s: tf.math.log(tf.abs(x) + EPS_CODE)),
     Op("sin", "sin(x)", lambda x, s: tf.sin(x)),
     Op("cos", "cos(x)", lambda x, s: tf.cos(x)),
     Op("sigmoid", "1 / (1 + exp(-x))", lambda x, s: tf.sigmoid(x)),
@@ -138,8 +144,8 @@ BINARY = (
     Op("add", "x1 + x2", lambda a, b, s: a + b),
     Op("sub", "x1 - x2", lambda a, b, s: a - b),
     Op("mul", "x1 * x2", lambda a, b, s: a * b),
-    Op("div", "x1 / (x2 + eps sign(x2))", lambda a, b, s: a / _away_from_zero(b)),
-    Op("ratio", "x1 / (x1 + x2 + eps sign(x1 + x2))", lambda a, b, s: a / _away_from_zero(a + b)),
+    Op("div", "x1 / (x2 + 1e-6 sign(x2))", lambda a, b, s: a / _away_from_zero(b)),
+    Op("ratio", "x1 / (x1 + x2 + 1e-6 sign(x1 + x2))", lambda a, b, s: a / _away_from_zero(a + b)),
     Op("max", "max(x1, x2)", lambda a, b, s: tf.maximum(a, b)),
     Op("min", "min(x1, x2)", lambda a, b, s: tf.minimum(a, b)),
     Op("gate", "x1 * sigmoid(x2)", lambda a, b, s: a * tf.sigmoid(b)),
@@ -327,43 +333,45 @@ class ComplementaryActivation(_GenomeLayer):
 
 
 @_register
-class GAAFSign(_GenomeLayer):
-    r"""A sign with a learnable threshold per channel and a complementary activation f (GAAF).
+class GAAFSign(_GenomeLayer, BinarySign):
+    r"""A sign after a complementary activation f (GAAF), optionally with a learnable threshold.
 
     \\[ x_b = \operatorname{sign}(\operatorname{hardtanh}_{1.3}(f(x - a_c))), \qquad
         \operatorname{sign}(0) = +1 \\]
 
-    `a` starts at 0 (as ReActNet's RSign) and `f` is the `ComplementaryActivation` named by
-    `genome`. The backward pass is straight-through the sign and hardtanh and exact through
-    f: \\(\partial x_b / \partial x = f'(x - a_c)\\) where \\(|f(x - a_c)| \le 1.3\\), else 0,
-    so f reshapes the sign's surrogate gradient (larq's `ste_sign` with `clip_value`).
+    `f` is the `ComplementaryActivation` named by `genome`. `threshold=False` (the default,
+    as in the authors' code): no threshold, a = 0. `threshold=True` (Ours): `a` is learnable
+    per channel and starts at 0, as ReActNet's RSign. The backward pass is straight-through
+    the sign and hardtanh and exact through f: \\(\partial x_b / \partial x = f'(x - a_c)\\)
+    where \\(|f(x - a_c)| \le 1.3\\), else 0, so f reshapes the sign's surrogate gradient
+    (larq's `ste_sign` with `clip_value`). The code's sign(h + 1e-6) differs from
+    sign(h) (sign(0) = +1) only for h in (-1e-6, 0).
 
     At inference (`training` false), a genome whose f never changes the sign of its input
     other than by a per-channel factor c (`sign_factor`: `gate(scale,abs)`, `add(sin,x)` and
-    others) computes the same signs as sign(c (x - a)), so LCE gets a SUB and at most a MUL in
-    front of `LceQuantize`. Any other f runs as float elementwise TFLite built-ins there.
-
-    `precision = 1` marks the output as binary for cost counting, as larq's quantizers do.
+    others) computes the same signs as sign(c (x - a)), so LCE gets at most a SUB and a MUL
+    in front of `LceQuantize`. Any other f runs as float elementwise TFLite built-ins there.
 
     # References
     - Li et al., Searching Complementary Activation Functions for Binary Neural Networks
       (GAAF), Tsinghua Science and Technology, 2023. https://arxiv.org/abs/2206.03291
     """
 
-    precision = 1
-
-    def __init__(self, genome, clip_value=1.3, **kwargs):
+    def __init__(self, genome, clip_value=1.3, threshold=False, **kwargs):
         super().__init__(genome, **kwargs)
         self.clip_value = clip_value
+        self.use_threshold = bool(threshold)
 
     def build(self, input_shape):
-        self.threshold = self.add_weight(
-            name="threshold", shape=(int(input_shape[-1]),), initializer="zeros"
-        )
+        self.threshold = None
+        if self.use_threshold:
+            self.threshold = self.add_weight(
+                name="threshold", shape=(int(input_shape[-1]),), initializer="zeros"
+            )
         super().build(input_shape)
 
     def call(self, inputs, training=None):
-        y = inputs - self.threshold
+        y = inputs if self.threshold is None else inputs - self.threshold
         factor = None if _training(training) else sign_factor(self.genome, self.s_unary1, self.s_unary2)
         if factor is None:
             f = self.activation(y)
@@ -372,7 +380,12 @@ class GAAFSign(_GenomeLayer):
         return lq.quantizers.ste_sign(f, clip_value=self.clip_value)
 
     def get_config(self):
-        return {**super().get_config(), "clip_value": self.clip_value}
+        return {**super().get_config(), "clip_value": self.clip_value, "threshold": self.use_threshold}
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before the option existed, every GAAFSign had a learnable threshold.
+        return cls(**{"threshold": True, **config})
 
 
 # -- the genetic search --------------------------------------------------------------------
@@ -435,6 +448,45 @@ def open_log(log_path, config: dict) -> list[dict]:
     return records
 
 
+SELECTIONS = ("authors", "uniform")
+"""How `search` picks parents: the authors' three schemes, or uniformly (Ours, before)."""
+ADMISSION = 0.11
+"""The authors' admission threshold of the first population: accuracy above 11%."""
+
+
+class SearchError(ValueError):
+    """A search that cannot go on, such as a first population that cannot be filled."""
+
+
+def select_parents(scheme: int, ranked: list, rng: random.Random) -> tuple:
+    """Two parents by one of the authors' selection schemes (`evo.py`), from `ranked`, a
+    list of (genome, fitness) best first, with non-negative fitnesses.
+
+    - 0, elitism: the two best.
+    - 1, tournament: a random member i; then each next member j = i + 1, i + 2, ... is
+      taken with probability 1/2; (i, the best) if none is.
+    - 2, fitness-proportionate: two different positions of a list holding each member's
+      index int(100 f / sum f) times (the same member may come twice). With fewer than two
+      positions (a large population of equal fitness), one position per member (Ours).
+    """
+    genomes = [genome for genome, _ in ranked]
+    n = len(genomes)
+    if scheme == 0:
+        return genomes[0], genomes[min(1, n - 1)]
+    if scheme == 1:
+        i = rng.randrange(n)
+        for j in range(i + 1, n):
+            if rng.random() < 0.5:
+                return genomes[i], genomes[j]
+        return genomes[i], genomes[0]
+    total = sum(score for _, score in ranked)
+    slots = [i for i, (_, score) in enumerate(ranked) for _ in range(int(100 * score / total))]
+    if len(slots) < 2:
+        slots = list(range(n)) * (2 if n == 1 else 1)
+    first, second = rng.sample(range(len(slots)), 2)
+    return genomes[slots[first]], genomes[slots[second]]
+
+
 def search(
     fitness: Callable[[Genome], float],
     *,
@@ -442,36 +494,53 @@ def search(
     generations: int = 200,
     children: int = 10,
     seed: int = 0,
+    selection: str = "authors",
+    admit_above: float = ADMISSION,
     log_path=None,
     config: dict | None = None,
     progress: bool = True,
 ) -> list[tuple[Genome, float]]:
-    """The genetic search of the authors' code; returns the final population, best first.
+    """The genetic search of the authors' code (`evo.py`, `main.py`); returns the final
+    population, best first.
 
-    Starts from `population` distinct random genomes. Each generation makes `children`
-    children, each a uniformly chosen member with one gene resampled (`Genome.mutate`); a
-    child replaces the worst member if it is fitter and not already a member, so the best
-    genome found is never lost. `fitness(genome)` must return higher-is-better; NaN counts
-    as -inf. (Ours, where the authors' code gives no detail: distinct initial members, a
-    mutation always changes its gene, and duplicates of members are not admitted.)
+    The first population is filled with random genomes, each admitted only if its fitness
+    is above `admit_above` (the code's 11%: `ADMISSION`) and not yet a member. Then each
+    generation draws one selection scheme uniformly (`select_parents`: elitism,
+    tournament, fitness-proportionate) and makes `children` children, each a copy of one of
+    the two parents (a coin decides which) with one gene mutated to another op
+    (`Genome.mutate`; the code has a crossover, which its loop never calls). A child that
+    is already a member is skipped unevaluated; otherwise it replaces the worst member if
+    it scores higher, so the best genome found is never lost. The population stays ranked
+    best first (ties in order of arrival). `fitness(genome)` is higher-is-better, an
+    accuracy in [0, 1]; NaN counts as -inf.
+
+    `selection="uniform"` picks each child's parent uniformly among the members instead
+    (Ours, this project's first search). The first population gives up with a
+    `SearchError` after 10 x `population` genomes were refused, a proxy training that
+    fails for all of them (the code would loop for ever).
 
     Each genome is evaluated once: every evaluation is appended to `log_path` as a JSON line
     `{"genome", "fitness", "generation"}`, and later meetings of the same genome reuse the
-    value. A rerun with the same `log_path` and seed replays the same random choices, reading
-    logged fitnesses instead of evaluating again, so an interrupted search resumes where it
-    stopped and ends exactly as an uninterrupted one would. (The log is therefore a cache:
-    use one log per fitness function.)
+    value (the code trains it again, from the same seed). A rerun with the same `log_path`
+    and seed replays the same random choices, reading logged fitnesses instead of
+    evaluating again, so an interrupted search resumes where it stopped and ends exactly as
+    an uninterrupted one would. (The log is therefore a cache: use one log per fitness
+    function.)
 
     `config`, a JSON-able description of the search (its fitness function, and
-    `population`, `children` and `seed` for an exact replay), guards that cache: it is the
-    first line of a new log, and a log written with another one is refused (`open_log`)
-    before anything is evaluated. Leave `generations` out of it to let a resumed search
-    run for more generations than it first had.
+    `population`, `children`, `selection`, `admit_above` and `seed` for an exact replay),
+    guards that cache: it is the first line of a new log, and a log written with another one
+    is refused (`open_log`) before anything is evaluated. Leave `generations` out of it to
+    let a resumed search run for more generations than it first had.
     """
     if not 1 <= population <= SEARCH_SPACE:
         raise ValueError(
             f"population must be between 1 and {SEARCH_SPACE} (distinct genomes); got {population}"
         )
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
+    if not admit_above >= 0:
+        raise ValueError(f"admit_above must be >= 0 (fitness-proportionate selection); got {admit_above}")
     rng = random.Random(seed)
     known = {}
     if log_path:
@@ -488,23 +557,43 @@ def search(
                 record = {"genome": key, "fitness": known[key], "generation": generation}
                 with open(log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-        bar.update()
         return known[key]
 
+    def rank(members):
+        return sorted(members, key=lambda member: -member[1])  # stable: ties keep their order
+
     with bar:
-        members = []
-        while len(members) < population:
+        ranked, refused = [], 0
+        while len(ranked) < population:
             genome = Genome.random(rng)
-            if genome not in members:
-                members.append(genome)
-        scores = [evaluate(genome, 0) for genome in members]
+            if any(genome == member for member, _ in ranked):
+                continue
+            score = evaluate(genome, 0)
+            if score > admit_above:
+                ranked = rank(ranked + [(genome, score)])
+                bar.update()
+                continue
+            refused += 1
+            bar.set_postfix(refused=refused)
+            if refused >= 10 * population:
+                raise SearchError(
+                    f"only {len(ranked)} of {len(ranked) + refused} random genomes scored above "
+                    f"{admit_above:g}: the proxy training fails (try a lower learning rate)"
+                )
         for generation in range(1, generations + 1):
+            scheme = rng.randrange(3) if selection == "authors" else None
             for _ in range(children):
-                child = rng.choice(members).mutate(rng)
+                bar.update()
+                if scheme is None:
+                    parent = rng.choice(ranked)[0]
+                else:
+                    parents = select_parents(scheme, ranked, rng)
+                    parent = parents[rng.randrange(2)]
+                child = parent.mutate(rng)
+                if any(child == member for member, _ in ranked):
+                    continue
                 score = evaluate(child, generation)
-                worst = min(range(population), key=scores.__getitem__)
-                if score > scores[worst] and child not in members:
-                    members[worst], scores[worst] = child, score
-            bar.set_postfix(best=max(scores))
-    order = sorted(range(population), key=lambda i: -scores[i])
-    return [(members[i], scores[i]) for i in order]
+                if score > ranked[-1][1]:
+                    ranked = rank(ranked[:-1] + [(child, score)])
+            bar.set_postfix(best=ranked[0][1])
+    return ranked

@@ -8,6 +8,8 @@ on the last (channels) axis of NHWC inputs.
 import larq as lq
 import tensorflow as tf
 
+from larq_methods.quantizers import BinarySign
+
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
 
@@ -66,7 +68,7 @@ class _PReLUParameters:
 
 
 @_register
-class RSign(tf.keras.layers.Layer):
+class RSign(BinarySign):
     r"""ReAct-Sign: a sign with a learnable threshold per channel.
 
     \\[ x_b = \operatorname{sign}(x - a_c), \qquad \operatorname{sign}(0) = +1 \\]
@@ -76,14 +78,10 @@ class RSign(tf.keras.layers.Layer):
     and reaches both `x` and `a`. After conversion with LCE the subtraction stays a
     float SUB in front of `LceQuantize`.
 
-    `precision = 1` marks the output as binary for cost counting, as larq's quantizers do.
-
     # References
     - Liu et al., ReActNet: Towards Precise Binary Neural Network with Generalized
       Activation Functions, ECCV 2020. https://arxiv.org/abs/2003.03488
     """
-
-    precision = 1
 
     def build(self, input_shape):
         self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
@@ -91,9 +89,6 @@ class RSign(tf.keras.layers.Layer):
 
     def call(self, inputs):
         return lq.quantizers.approx_sign(inputs - self.threshold)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
 
 @_register
@@ -115,12 +110,29 @@ class RPReLU(_PReLUParameters, tf.keras.layers.Layer):
         return _prelu(inputs - self.gamma, self.slope) + self.zeta
 
 
-def _cube_root(y, epsilon=1e-12):
-    """Real cube root that keeps the sign; `epsilon` keeps the gradient finite at 0.
+CUBE_ROOT_FLOOR = 1e-3
+"""Below this |y| the cube root's gradient stays at its value at |y| = 1e-3 (33.3)."""
 
-    Written with ABS, POW and MUL, which TFLite has as built-in operators.
+
+@tf.custom_gradient
+def cube_root(y):
+    r"""Real cube root that keeps the sign, with a bounded gradient.
+
+    \\[ \operatorname{cbrt}(y) = \operatorname{sign}(y)\,|y|^{1/3}, \qquad
+        \frac{\partial}{\partial y} = \frac{1}{3 \max(|y|, \delta)^{2/3}}, \quad
+        \delta = 10^{-3} \\]
+
+    The exact derivative grows without bound as E[x^3] goes to 0 (3.3e7 at 0 with the
+    former epsilon of 1e-12 inside the power), so the gradient is clipped there (Ours):
+    exact for |y| >= 1e-3, at most 1 / (3e-2) = 33.3 below. The forward pass is exact
+    and written with SIGN, ABS, POW and MUL, TFLite built-ins.
     """
-    return tf.sign(y) * tf.pow(tf.abs(y) + epsilon, 1.0 / 3.0)
+    root = tf.sign(y) * tf.pow(tf.abs(y), 1.0 / 3.0)
+
+    def grad(dy):
+        return dy / (3.0 * tf.pow(tf.maximum(tf.abs(y), CUBE_ROOT_FLOOR), 2.0 / 3.0))
+
+    return root, grad
 
 
 class _InstanceStatistics(tf.keras.layers.Layer):
@@ -132,7 +144,15 @@ class _InstanceStatistics(tf.keras.layers.Layer):
     returned as \\(m_1 - M_1\\) (and \\(m_3 - M_3\\)), shaped (N, 1, 1, C). In training
     \\(M\\) is the batch mean of \\(m\\) and the moving averages follow it with `momentum`,
     as in BatchNorm (Ours, as BatchNorm does); at inference the moving averages are used, and
-    fold to constants in conversion. `x * x * x` rather than POW keeps it a MUL in TFLite.
+    fold to constants in conversion. `x * x * x` rather than POW keeps it a MUL in TFLite;
+    the cube root's gradient is bounded (`cube_root`).
+
+    The moving averages start from the first batch (Ours): an average that is still exactly
+    0, as a new layer's is, takes the batch's value, and follows
+    \\(M \leftarrow \mu M + (1 - \mu) m\\) from then on. Started at 0 with
+    \\(\mu = 0.99\\), they would hold only \\(1 - 0.99^{79}\\) = 55% of the batches'
+    value after 79 steps, so short runs would centre on stale values at inference. No extra
+    state is needed: loaded statistics are non-zero and simply continue.
     """
 
     moments = (1,)
@@ -160,13 +180,14 @@ class _InstanceStatistics(tf.keras.layers.Layer):
     def centred_statistics(self, x, training):
         stats = [tf.reduce_mean(x, axis=[1, 2], keepdims=True)]
         if 3 in self.moments:
-            stats.append(_cube_root(tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)))
+            stats.append(cube_root(tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)))
         if not training:
             return [m - moving for m, moving in zip(stats, self.moving_means)]
         centred = []
         for m, moving in zip(stats, self.moving_means):
             batch = tf.reduce_mean(m, axis=[0, 1, 2])
-            moving.assign(self.momentum * moving + (1.0 - self.momentum) * batch)
+            average = self.momentum * moving + (1.0 - self.momentum) * batch
+            moving.assign(tf.where(tf.equal(moving, 0.0), batch, average))
             centred.append(m - batch)
         return centred
 
@@ -182,7 +203,7 @@ def _training(training):
 
 
 @_register
-class InstaThreshold(_InstanceStatistics):
+class InstaThreshold(_InstanceStatistics, BinarySign):
     r"""INSTA-Th: a sign with an instance-aware threshold.
 
     \\[ t_{nc} = a_c + b_c\,(m_{1,nc} - M_{1,c}) + d_c\,(m_{3,nc} - M_{3,c}), \qquad
@@ -196,7 +217,6 @@ class InstaThreshold(_InstanceStatistics):
       ICCV 2023. https://arxiv.org/abs/2204.07439
     """
 
-    precision = 1
     moments = (1, 3)
 
     def build(self, input_shape):
@@ -228,7 +248,7 @@ class _Bottleneck:
 
 
 @_register
-class InstaThresholdPlus(_Bottleneck, _InstanceStatistics):
+class InstaThresholdPlus(_Bottleneck, _InstanceStatistics, BinarySign):
     r"""INSTA-Th+: the instance-aware threshold through a small SE-like network.
 
     \\[ t_{nc} = a_c + \mathrm{FC}_2\big(\mathrm{ReLU}(\mathrm{FC}_1(
@@ -242,7 +262,6 @@ class InstaThresholdPlus(_Bottleneck, _InstanceStatistics):
       ICCV 2023. https://arxiv.org/abs/2204.07439
     """
 
-    precision = 1
     moments = (1, 3)
 
     def build(self, input_shape):
@@ -311,7 +330,7 @@ class _HyperFunction(_Bottleneck, tf.keras.layers.Layer):
 
 
 @_register
-class DySign(_HyperFunction):
+class DySign(_HyperFunction, BinarySign):
     r"""DyBNN's dynamic sign: a channel-wise threshold computed per instance.
 
     \\[ h = \mathrm{ReLU}(\mathrm{FC}_1(\mathrm{GAP}(x))), \qquad
@@ -324,7 +343,6 @@ class DySign(_HyperFunction):
       ICASSP 2022. https://arxiv.org/abs/2110.05185
     """
 
-    precision = 1
     outputs = ("fc2",)
 
     def build(self, input_shape):

@@ -10,13 +10,12 @@ import dataclasses
 from dataclasses import dataclass
 
 import larq as lq
-import tensorflow as tf
 
 from larq_methods import gaaf, layers, rebnn
 
 THRESHOLDS = ("static", "insta", "insta+", "dynamic", "none")
 ACTIVATIONS = ("rprelu", "fprelu", "insta-prelu", "dyprelu", "none")
-WEIGHTS = ("mean-abs", "learned")
+WEIGHTS = ("mean-abs", "learned", "rebnn-code", "sign")
 DOWNSAMPLES = ("real", "binary")
 # What is binary: everything; the activations only (step 1 of the two-step recipe); or
 # nothing (the float counterpart, a teacher for distillation).
@@ -24,6 +23,8 @@ BINARISE = ("all", "activations", "none")
 # LCE binarises a grouped convolution only with this many input channels per group (or a
 # multiple); otherwise it emits a float convolution without failing.
 LCE_GROUP_CHANNELS = 32
+# The latent-weight clip of GAAF's proxy network (`p.org.clamp_(-1.3, 1.3)` in its code).
+GAAF_PROXY_CLIP = 1.3
 
 
 class MethodError(ValueError):
@@ -49,11 +50,20 @@ class Method:
     - `activation`: "rprelu" (ReActNet), "insta-prelu" (INSTA-BNN), "dyprelu" (DyBNN), all
       after the shortcut addition; "fprelu" (FTBNN), after the BatchNorm of each binary
       convolution, before the addition; or "none".
-    - `weights`: "mean-abs" (w_b = mean|W| sign(W), ReActNet) or "learned" (ReBNN's learned
-      scale), with ReBNN's balance `gamma` ("adaptive" or a float).
-    - `gaaf`: a GAAF genome (e.g. "add(sin,x)"): a complementary activation before the sign
-      (with the static threshold).
+    - `weights`: "mean-abs" (w_b = mean|W| sign(W), ReActNet), ReBNN's learned scale as in
+      the authors' released code ("rebnn-code": 0.02 |s| sign(W) and the code's backward
+      pass) or ours ("learned": alpha from mean|W|, larq's clipped straight-through sign),
+      each with ReBNN's balance `gamma` ("adaptive", the paper's, or a float: 2e-4 is the
+      code's), or "sign" (unscaled sign(W), straight-through without clipping, latent
+      weights clipped to +-1.3: the binary weights of GAAF's proxy network).
+    - `gaaf`: a GAAF genome (e.g. "add(sin,x)"): a complementary activation before the sign,
+      with a learnable threshold in front of it if `threshold` is "static" (Ours), without
+      one if it is "none" (the authors' code).
     - `groups`: groups of every 3x3 binary convolution (FTBNN's group execution).
+    - `group_width`: FTBNN's capacity at equal cost: with `groups` > 1 and a `group_width`
+      other than 1, ReActNet-18's stages 2-4 are `group_width` times wider and grouped,
+      and stage 1 (the stem's width, whose widened channels would not split into groups of
+      32) is not grouped; other backbones group every 3x3 convolution at their widths.
     - `downsample`: the shortcut's 1x1 convolution where the shape changes, "real" or
       "binary" (FTBNN); backbones without one ignore it.
     - `binarise`: "all" (binary activations and weights), "activations" (real weights:
@@ -67,6 +77,7 @@ class Method:
     gamma: float | str = "adaptive"
     gaaf: str | None = None
     groups: int = 1
+    group_width: float = 1.0
     downsample: str = "real"
     binarise: str = "all"
 
@@ -80,9 +91,14 @@ class Method:
             raise MethodError(f"gamma must be 'adaptive' or a non-negative number; got {self.gamma!r}")
         if not isinstance(self.groups, int) or self.groups < 1:
             raise MethodError(f"groups must be a positive integer; got {self.groups!r}")
+        if isinstance(self.group_width, bool) or not isinstance(self.group_width, (int, float)) or self.group_width <= 0:
+            raise MethodError(f"group_width must be a positive number; got {self.group_width!r}")
         if self.gaaf is not None:
-            if self.threshold != "static":
-                raise MethodError("a GAAF sign has its own static threshold; use threshold 'static'")
+            if self.threshold not in ("static", "none"):
+                raise MethodError(
+                    "a GAAF sign takes threshold 'static' (a learnable threshold before f) or "
+                    f"'none' (none, as in the authors' code); got {self.threshold!r}"
+                )
             try:
                 gaaf.Genome.parse(self.gaaf)  # fail early on a bad genome
             except ValueError as e:
@@ -97,8 +113,10 @@ class Method:
     def __str__(self):
         default = Method()
         parts = [f"{k}={v}" for k, v in self.as_dict().items() if v != getattr(default, k)]
-        if self.weights != "learned":
+        if self.weights not in ("learned", "rebnn-code"):
             parts = [p for p in parts if not p.startswith("gamma=")]
+        if self.groups == 1:
+            parts = [p for p in parts if not p.startswith("group_width=")]
         if self.binarise == "none":
             return "float counterpart" + "".join(f", {p}" for p in parts if not p.startswith("binarise="))
         return ", ".join(parts) or "ReActNet (static threshold, RPReLU)"
@@ -111,7 +129,7 @@ class Method:
         if self.binarise == "none":
             return x
         if self.gaaf is not None:
-            return gaaf.GAAFSign(self.gaaf, name=name)(x)
+            return gaaf.GAAFSign(self.gaaf, threshold=self.threshold == "static", name=name)(x)
         cls = {
             "none": lq.quantizers.ApproxSign,
             "static": layers.RSign,
@@ -169,7 +187,15 @@ class Method:
             name=name,
         )
         if self.weights == "learned":
-            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, **common)(x)
+            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, scale="learned", **common)(x)
+        if self.weights == "rebnn-code":  # latent weights unclipped, as in the code
+            common["kernel_constraint"] = None
+            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, scale="code", **common)(x)
+        if self.weights == "sign":
+            common["kernel_constraint"] = lq.constraints.WeightClip(GAAF_PROXY_CLIP)
+            return lq.layers.QuantConv2D(
+                filters, kernel_size, kernel_quantizer=lq.quantizers.SteSign(clip_value=None), **common
+            )(x)
         return lq.layers.QuantConv2D(
             filters, kernel_size, kernel_quantizer="magnitude_aware_sign", **common
         )(x)

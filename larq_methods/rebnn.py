@@ -8,22 +8,31 @@ Xu et al., Resilient Binary Neural Network, AAAI 2023. https://arxiv.org/abs/230
                \max_j \left|\frac{\partial \mathcal{L}}{\partial \hat w_{c,j}}\right| \\]
 
 `c` is an output channel (the last axis of the HWIO kernel), `n_c` its number of weights,
-`b(w) = sign(w)` taken as a constant. Training with `gamma="adaptive"` needs `ReBNNModel`,
-whose `train_step` recomputes gamma after every optimiser step; with a float gamma (the
-authors' released code uses 2e-4) any Keras model trains it. At export, alpha * sign(W) is a
-per-channel constant that LCE folds into the LceBconv2d multiplier; gamma is training-only.
+`b(w) = sign(w)` taken as a constant. `ReBNNConv2D` has two scales: the authors' released
+code (`scale="code"`: alpha = 0.02 |s|, their backward pass) and ours (`scale="learned"`);
+and two balances: a constant gamma (the code's clamp makes it 2e-4 in effect) or the
+paper's adaptive one. The adaptive gamma is updated after every optimiser step through the
+layer's training hook (`hooks.TrainingHook`), which the training step of
+`larq_methods.training` calls for any model. At export, alpha * sign(W) is a per-channel
+constant that LCE folds into the LceBconv2d multiplier; gamma is training-only.
 """
+
+import contextlib
+import logging
 
 import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs
+from larq_methods import costs, hooks
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
 AUTHORS_GAMMA = 2e-4
-"""The constant gamma of the authors' released code."""
+"""The gamma of the authors' released code: their clamp max(min(p, 1e-5), 2e-4) is 2e-4."""
+CODE_SCALE = 0.02
+"""The code's binary weight is 0.02 |s| sign(w)."""
+SCALES = ("code", "learned")
 
 
 def _sign_bits(w):
@@ -51,6 +60,33 @@ def adaptive_gamma(flipped, grad_wrt_binary):
     return flip_fraction * tf.reduce_max(tf.abs(grad), axis=axes)
 
 
+@tf.custom_gradient
+def code_binary_weight(signs, w, scale, gamma):
+    r"""The binary weight of the authors' code (`2_step2_rebnn/rebnn.py`, `Binarization`),
+    with the gradient of \\(\mathcal{L}_R\\) folded into its backward pass:
+
+    \\[ \hat w = 0.02\,|s|\,b, \qquad
+        \frac{\partial}{\partial w} = \gamma (w - \hat w) + |s|\,g, \qquad
+        \frac{\partial}{\partial |s|} = \textstyle\sum g\,w
+            - \gamma \sum (w - \hat w)\, 0.02\, b \\]
+
+    with \\(g = \partial\mathcal{L}/\partial\hat w\\) and sums per output channel (last
+    axis). `signs` is b = sign(w), from a straight-through quantizer without clipping, so
+    the gradient given to `signs` is the one of w; `w` itself gets none here. `scale` is
+    |s| per channel and `gamma` the balance per channel (no gradient).
+    """
+    w_hat = CODE_SCALE * scale * signs
+    axes = list(range(w.shape.rank - 1))
+
+    def grad(g):
+        residual = w - w_hat
+        d_w = gamma * residual + scale * g
+        d_scale = tf.reduce_sum(g * w, axis=axes) - gamma * tf.reduce_sum(residual * CODE_SCALE * signs, axis=axes)
+        return d_w, tf.zeros_like(w), d_scale, tf.zeros_like(gamma)
+
+    return w_hat, grad
+
+
 def oscillation_ratio(previous_sign, sign):
     """Fraction of latent weights whose sign differs between two snapshots."""
     return tf.reduce_mean(tf.cast(tf.not_equal(previous_sign, sign), tf.float32))
@@ -65,26 +101,52 @@ def _check_gamma(gamma):
     raise ValueError(f'gamma must be "adaptive" or a float >= 0, got {gamma!r}')
 
 
+_DEFAULT = object()
+
+
+@contextlib.contextmanager
+def _larq_warnings_off():
+    logger = logging.getLogger("larq.layers_base")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @_register
-class ReBNNConv2D(lq.layers.QuantConv2D):
+class ReBNNConv2D(hooks.TrainingHook, lq.layers.QuantConv2D):
     r"""Binary convolution with a learned per-channel scale and ReBNN's reconstruction loss.
 
     \\[ \hat w_c = \alpha_c \operatorname{sign}(w_c), \qquad
         \mathcal{L}_R = \sum_c \frac{\gamma_c}{2}
             \lVert w_c - \alpha_c\, \mathrm{sg}[\operatorname{sign}(w_c)] \rVert^2 \\]
 
-    `alpha` is a trainable weight per output channel (Paper); it starts at mean|W| per
-    output channel of the initial kernel (Ours; the authors' code starts it at random).
-    The sign's backward pass is larq's `ste_sign` (straight-through, clipped at |w| <= 1);
-    keep `kernel_quantizer` an unscaled +-1 sign, since alpha already scales it. `L_R` is
-    added with `add_loss` and reaches W directly (not through the straight-through sign)
-    and alpha; the sign inside it is a constant (`stop_gradient`).
+    `scale="code"` (the default: the authors' released code, which produced the paper's
+    figures): \\(\alpha_c = 0.02 |s_c|\\) with `s` (the weight named "alpha") drawn from a
+    standard normal; the backward pass is the code's (`code_binary_weight`):
+    \\(\partial/\partial w = \gamma (w - \hat w) + |s| g\\), no clipping mask, and
+    \\(\partial/\partial|s| = \sum g w - \gamma \sum (w - \hat w)\, 0.02 \operatorname{sign}(w)\\),
+    which holds \\(\mathcal{L}_R\\)'s gradient, so no loss is added; latent weights are not
+    clipped. (The code's torch.sign(0) = 0; larq's sign(0) = +1 here.)
 
-    `gamma`: `"adaptive"` recomputes gamma_c after every step from the sign flips and the
-    gradient with respect to the binary weights (Paper; needs `ReBNNModel`, and starts at
-    0); a float is a constant gamma for every channel, as in the authors' code (default
-    2e-4). The per-channel values live in the non-trainable weight `balance` (named
-    "gamma"), so they are saved with the model.
+    `scale="learned"` (Ours): `alpha` itself, starting at mean|W| per output channel of the
+    initial kernel; the sign's backward pass is larq's `ste_sign` (straight-through,
+    clipped at |w| <= 1), alpha's gradient \\(\sum g \operatorname{sign}(w)\\), latent
+    weights clipped to [-1, 1], and \\(\mathcal{L}_R\\) is added with `add_loss`, reaching
+    W directly (not through the sign) and alpha.
+
+    `gamma`: a float is a constant gamma for every channel (default 2e-4, the code's);
+    `"adaptive"` (Paper) recomputes gamma_c after every optimiser step from the sign flips
+    of that step and the gradient with respect to the binary weights, through the layer's
+    training hook (it starts at 0). The per-channel values live in the non-trainable weight
+    `balance` (named "gamma"), so they are saved with the model.
+
+    The flips are counted between the kernel's signs just before and just after the
+    optimiser's update (Ours: no stored sign buffer; it equals the sign at the previous
+    gamma update whenever only training moves the weights, and it cannot go stale after
+    `load_model` or `set_weights`).
 
     `probe` (adaptive layers only, else None) is a zero variable of the kernel's shape
     added to w_hat: the gradient of the loss with respect to it is exactly dL/dw_hat,
@@ -93,7 +155,7 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
     kernel), and it folds away at conversion.
 
     Defaults as the project's binary convolutions: "same" padding with ones, so that LCE
-    binarises it on every target; weights clipped to [-1, 1]; no bias.
+    binarises it on every target (the code pads with zeros); no bias.
 
     # References
     - Xu et al., Resilient Binary Neural Network, AAAI 2023.
@@ -108,24 +170,36 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
         padding="same",
         *,
         gamma=AUTHORS_GAMMA,
+        scale="code",
         pad_values=1.0,
-        kernel_quantizer="ste_sign",
-        kernel_constraint="weight_clip",
+        kernel_quantizer=_DEFAULT,
+        kernel_constraint=_DEFAULT,
         use_bias=False,
         **kwargs,
     ):
-        super().__init__(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            pad_values=pad_values,
-            kernel_quantizer=kernel_quantizer,
-            kernel_constraint=kernel_constraint,
-            use_bias=use_bias,
-            **kwargs,
-        )
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        code = scale == "code"
+        if kernel_quantizer is _DEFAULT:
+            # the code's straight-through sign has no clipping mask
+            kernel_quantizer = lq.quantizers.SteSign(clip_value=None) if code else "ste_sign"
+        if kernel_constraint is _DEFAULT:
+            kernel_constraint = None if code else "weight_clip"
+        # larq warns of starved weights without a clip; the code's unclipped gradient has none
+        with _larq_warnings_off() if code else contextlib.nullcontext():
+            super().__init__(
+                filters,
+                kernel_size,
+                strides=strides,
+                padding=padding,
+                pad_values=pad_values,
+                kernel_quantizer=kernel_quantizer,
+                kernel_constraint=kernel_constraint,
+                use_bias=use_bias,
+                **kwargs,
+            )
         self.gamma = _check_gamma(gamma)
+        self.scale = scale
 
     @property
     def adaptive(self) -> bool:
@@ -134,8 +208,14 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
     def build(self, input_shape):
         super().build(input_shape)
         latent = _latent(self)
-        self.alpha = self.add_weight(name="alpha", shape=(self.filters,), initializer="ones")
-        self.init_alpha()
+        code = self.scale == "code"
+        self.alpha = self.add_weight(
+            name="alpha",
+            shape=(self.filters,),
+            initializer=tf.keras.initializers.RandomNormal(0.0, 1.0) if code else "ones",
+        )
+        if not code:
+            self.init_alpha()
         self.balance = self.add_weight(
             name="gamma",
             shape=(self.filters,),
@@ -151,25 +231,40 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
             self._track_trackable(probe, name="probe")
         # Set past Keras' attribute tracking, which would list the probe among the weights.
         object.__setattr__(self, "probe", probe)
-        self.add_loss(self.reconstruction_loss)
+        if not code:  # the code's backward pass holds L_R's gradient instead
+            self.add_loss(self.reconstruction_loss)
 
     def init_alpha(self):
-        """Sets alpha to mean|W| per output channel of the current kernel (also after a
-        kernel is loaded from a real-weight model, as in step 2 of the two-step recipe)."""
-        self.alpha.assign(tf.reduce_mean(tf.abs(_latent(self)), axis=(0, 1, 2)))
+        """With `scale="learned"`, sets alpha to mean|W| per output channel of the current
+        kernel (also after a kernel is loaded from a real-weight model, as in step 2 of the
+        two-step recipe). With `scale="code"`, s keeps its random start, as in the code."""
+        if self.scale == "learned":
+            self.alpha.assign(tf.reduce_mean(tf.abs(_latent(self)), axis=(0, 1, 2)))
+
+    def channel_scale(self):
+        """The per-channel scale of the binary weight: alpha, or 0.02 |s| for the code's."""
+        return CODE_SCALE * tf.abs(self.alpha) if self.scale == "code" else tf.convert_to_tensor(self.alpha)
 
     def convolution_op(self, inputs, kernel):
         # `kernel` arrives as sign(W): larq quantizes it inside the layer's call.
-        w_hat = kernel * self.alpha
+        if self.scale == "code":
+            # Tensors now: a (quantized) variable read later, in the backward pass, outside
+            # larq's quantized scope, would give the latent weights instead of their signs.
+            signs = tf.convert_to_tensor(kernel)
+            w = tf.cast(tf.convert_to_tensor(_latent(self)), signs.dtype)
+            scale, gamma = tf.abs(tf.cast(self.alpha, signs.dtype)), tf.cast(self.balance, signs.dtype)
+            w_hat = code_binary_weight(signs, w, scale, gamma)
+        else:
+            w_hat = kernel * self.alpha
         if self.probe is not None:
             w_hat += tf.cast(self.probe, w_hat.dtype)
         return super().convolution_op(inputs, w_hat)
 
     def reconstruction_loss(self):
-        """L_R of this layer, from the current kernel, alpha and gamma."""
+        """L_R of this layer, from the current kernel, scale and gamma."""
         w = tf.convert_to_tensor(_latent(self))
         b = tf.stop_gradient(lq.math.sign(w))
-        per_channel = tf.reduce_sum(tf.square(w - self.alpha * b), axis=(0, 1, 2))
+        per_channel = tf.reduce_sum(tf.square(w - self.channel_scale() * b), axis=(0, 1, 2))
         return tf.reduce_sum(self.balance * per_channel) / 2
 
     def sign_bits(self):
@@ -185,8 +280,34 @@ class ReBNNConv2D(lq.layers.QuantConv2D):
         gamma = adaptive_gamma(flipped, tf.cast(grad_wrt_binary, self.balance.dtype))
         return self.balance.assign(tf.where(tf.math.is_finite(gamma), gamma, self.balance))
 
+    # -- the training hook (adaptive gamma only; a constant gamma needs nothing per step) --
+
+    def hook_variables(self) -> list:
+        """The probe, whose gradient is dL/dw_hat."""
+        return [self.probe] if self.adaptive else []
+
+    def before_update(self):
+        """The kernel's signs before the optimiser's update."""
+        return self.sign_bits() if self.adaptive else None
+
+    def after_update(self, state, grads) -> None:
+        """gamma_c from the flips of this update and dL/dw_hat (`grads[0]`, the whole batch's)."""
+        if self.adaptive:
+            self.update_gamma(state, grads[0])
+
+    def after_transfer(self, received) -> None:
+        """A kernel from a real-weight model (step 1 of two-step) without a scale: the
+        scale starts from it (`init_alpha`); one that came with it is kept."""
+        if "alpha" not in received:
+            self.init_alpha()
+
     def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma}
+        return {**super().get_config(), "gamma": self.gamma, "scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before the option existed, every ReBNNConv2D had the learned scale.
+        return cls(**{"scale": "learned", **config})
 
 
 def rebnn_layers(model) -> list:
@@ -194,94 +315,13 @@ def rebnn_layers(model) -> list:
     return [layer for layer in costs.flat_layers(model) if isinstance(layer, ReBNNConv2D)]
 
 
-class ReBNNTrainStep:
-    """A Keras model mixin: the training step that also updates ReBNN's adaptive gamma.
-
-    A mixin rather than a base class, because Keras rewrites the bases of a `Model`
-    subclass built as a functional model, `ReBNNModel(inputs, outputs)`, to `Functional`,
-    which no subclassed model (such as `training.Distiller`) could then inherit.
-
-    Each step computes
-    the compiled loss plus `model.losses` (the reconstruction losses among them), takes
-    the gradients of the trainable weights and of every ReBNN layer's probe (dL/dw_hat)
-    from one tape, applies the trainable ones, and then sets gamma_c of every adaptive
-    layer from the sign flips of that update and the probe's gradient.
-
-    The flips are counted between the kernel's signs just before and just after the
-    optimiser's update (Ours: no stored sign buffer; it equals the sign at the previous
-    gamma update whenever only training moves the weights, and it cannot go stale after
-    `load_model` or `set_weights`). Layers with a constant gamma need nothing per step.
-    """
-
-    def train_step(self, data):
-        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
-        adaptive = [layer for layer in rebnn_layers(self) if layer.adaptive]
-        probes = [layer.probe for layer in adaptive]
-        scaled = hasattr(self.optimizer, "get_scaled_loss")  # a loss-scaling optimiser
-        with tf.GradientTape() as tape:
-            tape.watch(probes)  # non-trainable, so not watched by default
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x, y, y_pred, sample_weight)
-            target = self.optimizer.get_scaled_loss(loss) if scaled else loss
-        self._validate_target_and_loss(y, loss)
-        variables = self.trainable_variables
-        grads = tape.gradient(target, variables + probes)
-        if scaled:
-            grads = self.optimizer.get_unscaled_gradients(grads)
-        probe_grads = [tf.zeros_like(p) if g is None else g for p, g in zip(probes, grads[len(variables) :])]
-        if probe_grads:
-            # each replica holds its share of dL/dw_hat; gamma needs the whole batch's
-            probe_grads = tf.distribute.get_replica_context().all_reduce("sum", probe_grads)
-        before = [layer.sign_bits() for layer in adaptive]
-        self.optimizer.apply_gradients(zip(grads[: len(variables)], variables))
-        for layer, bits, grad in zip(adaptive, before, probe_grads):
-            layer.update_gamma(bits, grad)
-        return self.compute_metrics(x, y, y_pred, sample_weight)
-
-
 @_register
-class ReBNNModel(ReBNNTrainStep, tf.keras.Model):
-    """A Keras model whose training step (`ReBNNTrainStep`) also updates ReBNN's adaptive
-    gamma; build it like a functional model, `ReBNNModel(inputs, outputs)`."""
+class ReBNNModel(tf.keras.Model):
+    """Kept only so that .h5 files saved by earlier versions, whose model class it was,
+    still load; it adds nothing to `tf.keras.Model`. ReBNN's per-step gamma update now
+    reaches training through the layers' hooks (`hooks.TrainingHook`), for any model."""
 
 
 # HDF5 files name a model's class without the package prefix: register that name too, so
-# that `load_model` of an .h5 file needs no `custom_objects`.
+# that `load_model` of an older .h5 file needs no `custom_objects`.
 tf.keras.utils.get_custom_objects()["ReBNNModel"] = ReBNNModel
-
-
-class OscillationLogger(tf.keras.callbacks.Callback):
-    """Logs, per layer with a 1-bit kernel, the fraction of latent weights whose sign
-    flipped since the previous epoch.
-
-    Keys: `oscillation/<layer name>` and their mean, `oscillation/mean`. They are added to
-    the epoch's `logs`, so a `CSVLogger`, `TensorBoard` or the `History` placed after this
-    callback records them. Layers: every `ReBNNConv2D` and any other layer whose
-    `kernel_quantizer` has precision 1 (larq's `QuantConv2D`, `QuantDense`).
-    """
-
-    def _layers(self):
-        return [
-            layer
-            for layer in costs.flat_layers(self.model)
-            if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)
-        ]
-
-    def _snapshot(self):
-        return {layer.name: _sign_bits(_latent(layer)).numpy() for layer in self._layers()}
-
-    def on_train_begin(self, logs=None):
-        self._previous = self._snapshot()
-
-    def on_epoch_end(self, epoch, logs=None):
-        current = self._snapshot()
-        if logs is None or not current:
-            self._previous = current
-            return
-        ratios = {
-            f"oscillation/{name}": float(oscillation_ratio(self._previous[name], bits))
-            for name, bits in current.items()
-        }
-        logs.update(ratios)
-        logs["oscillation/mean"] = float(np.mean(list(ratios.values())))
-        self._previous = current

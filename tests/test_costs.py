@@ -42,3 +42,13 @@ def test_binary_only_when_kernel_and_input_are_binary():
     params = binary_params + 4 + 3 * 6 + (4 + 2) + (20 * 5 + 5)
     assert (c.binary_params, c.params) == (binary_params, params)
     assert c.size_bytes == (binary_params + 32 * (params - binary_params)) / 8
+
+
+def test_ftbnn_widened_groups_cost_within_15_percent_of_reactnet_18():
+    """Two groups in 1.5x wider stages 2-4 (stage 1 ungrouped) add capacity at about the
+    baseline's BOPs, as the paper's group execution does; unwidened, they would halve them."""
+    ftbnn, base = costs.count(zoo.create_model("ftbnn-resnet18")), costs.count(zoo.create_model("reactnet-18"))
+    assert base.bops < ftbnn.bops <= 1.15 * base.bops
+    assert ftbnn.params > base.params
+    halved = costs.count(zoo.create_model("reactnet-18", method=zoo.PRESETS["ftbnn"].replace(group_width=1.0)))
+    assert halved.bops < 0.6 * base.bops

@@ -11,10 +11,12 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from larq_methods import convert
+from larq_methods import gaaf
 from larq_methods.gaaf import BINARY, UNARY, ComplementaryActivation, GAAFSign, Genome, erf, erfc, search, sign_factor
 from tests.helpers import perturb
 
-EPS = 1e-6  # the documented guard
+EPS = 1e-6  # the documented guard of denominators (ours)
+EPS_CODE = 1e-8  # the authors' guard of signed_sqrt and log_abs
 
 
 def _guard(d):
@@ -27,8 +29,8 @@ NUMPY_UNARY = {
     "zero": lambda x, s: 0 * x,
     "square": lambda x, s: x**2,
     "cube": lambda x, s: x**3,
-    "signed_sqrt": lambda x, s: np.sign(x) * np.abs(x) / np.sqrt(np.abs(x) + EPS),
-    "log_abs": lambda x, s: np.log(np.abs(x) + EPS),
+    "signed_sqrt": lambda x, s: np.sign(x) * np.sqrt(np.abs(x) + EPS_CODE),
+    "log_abs": lambda x, s: np.log(np.abs(x) + EPS_CODE),
     "sin": lambda x, s: np.sin(x),
     "cos": lambda x, s: np.cos(x),
     "sigmoid": lambda x, s: 1 / (1 + np.exp(-x)),
@@ -102,6 +104,18 @@ def test_binary_op_against_numpy(op):
     expected = NUMPY_BINARY[op.name](X1.astype(np.float64), X2.astype(np.float64), S.astype(np.float64))
     np.testing.assert_allclose(y, expected, rtol=2e-6, atol=1e-6)
     assert all(np.isfinite(g).all() for g in grads)
+
+
+def test_epsilon_guards_at_zero():
+    """signed_sqrt and log_abs as in the authors' code; denominators kept 1e-6 away from 0
+    (ours), where the code's x2 + 1e-8 reaches 0 at x2 = -1e-8."""
+    get = {op.name: op.fn for op in UNARY + BINARY}
+    x = tf.constant([0.0, 1e-12, -1e-12, -1e-8])
+    np.testing.assert_allclose(get["signed_sqrt"](x, None), np.array([0.0, 1, -1, -np.sqrt(2)]) * np.sqrt([1e-8, 1e-8 + 1e-12, 1e-8 + 1e-12, 1e-8]), rtol=1e-5)
+    np.testing.assert_allclose(get["log_abs"](x, None), np.log([1e-8, 1e-8 + 1e-12, 1e-8 + 1e-12, 2e-8]), rtol=1e-6)
+    ones = tf.ones(4)
+    np.testing.assert_allclose(get["div"](ones, x, None), 1 / np.array([1e-6, 1e-6 + 1e-12, -1e-6 - 1e-12, -1e-6 - 1e-8]), rtol=1e-5)
+    assert np.isfinite(get["div"](ones, x, None)).all() and np.isfinite(get["ratio"](ones, -ones, None)).all()
 
 
 def test_guards_are_the_plain_math_away_from_zero():
@@ -188,7 +202,8 @@ def test_weights_only_for_ops_that_need_them():
     const = _built(ComplementaryActivation, "add(x,const)", 4)
     assert [w.name.split("/")[-1].split(":")[0] for w in const.weights] == ["s_unary2"]
     np.testing.assert_array_equal(const.s_unary2.numpy(), np.ones(4))
-    assert len(_built(GAAFSign, "add(sin,x)", 4).weights) == 1  # the threshold
+    assert _built(GAAFSign, "add(sin,x)", 4).weights == []  # no threshold, as in the authors' code
+    assert len(_built(GAAFSign, "add(sin,x)", 4, threshold=True).weights) == 1  # ours: a threshold
 
 
 def test_complementary_activation_against_numpy():
@@ -211,7 +226,7 @@ def test_complementary_activation_against_numpy():
 
 
 def _mul_x_cos_sign():
-    layer = _built(GAAFSign, Genome.parse("mul(x,cos)"), 2)
+    layer = _built(GAAFSign, Genome.parse("mul(x,cos)"), 2, threshold=True)
     layer.threshold.assign([0.5, -0.25])
     return layer
 
@@ -241,19 +256,27 @@ def test_gaaf_sign_gradient_is_f_prime_inside_the_clip():
 
 
 def test_config_round_trip():
-    layers = ComplementaryActivation(Genome(19, 11, 10)), GAAFSign("ratio(shift,tan)", clip_value=1.0)
+    layers = (
+        ComplementaryActivation(Genome(19, 11, 10)),
+        GAAFSign("ratio(shift,tan)", clip_value=1.0),
+        GAAFSign("ratio(shift,tan)", threshold=True),
+    )
     for layer in layers:
         config = layer.get_config()
         assert config["genome"] == str(layer.genome)
         clone = type(layer).from_config(config)
         assert clone.get_config() == config and clone.genome == layer.genome
     assert GAAFSign.from_config(GAAFSign("4,5,2").get_config()).clip_value == 1.3
+    assert GAAFSign.from_config(GAAFSign("4,5,2").get_config()).use_threshold is False
+    # a configuration saved before the option existed had a threshold
+    old = {k: v for k, v in GAAFSign("4,5,2").get_config().items() if k != "threshold"}
+    assert GAAFSign.from_config(old).use_threshold is True
 
 
 def test_plain_load_model_gives_identical_outputs(tmp_path):
     inputs = tf.keras.Input((4, 4, 3))
     x = ComplementaryActivation("mix(scale,erf)")(inputs)
-    x = GAAFSign("div(shift,tan)")(x)
+    x = GAAFSign("div(shift,tan)", threshold=True)(x)
     model = perturb(tf.keras.Model(inputs, x), stddev=0.3)
     data = np.random.default_rng(2).normal(size=(2, 4, 4, 3)).astype(np.float32)
     for name in ("m.h5", "m.keras"):
@@ -313,7 +336,8 @@ def test_all_ops_convert_to_builtins_and_lce_with_parity():
 def _target_fitness(calls):
     def fitness(genome):
         calls.append(str(genome))
-        return -float(abs(genome.unary1 - 5) + abs(genome.unary2 - 17) + abs(genome.binary - 8))
+        # an accuracy in (0.13, 1], highest at mul(log_abs,abs)... that is, (5, 17, 8)
+        return 1 - float(abs(genome.unary1 - 5) + abs(genome.unary2 - 17) + abs(genome.binary - 8)) / 60
 
     return fitness
 
@@ -374,6 +398,93 @@ def test_nan_fitness_ranks_last(tmp_path):
     assert any(r["fitness"] == -math.inf for r in _log(tmp_path / "n.jsonl"))
 
 
+def _replay(log, population, admit_above=gaaf.ADMISSION):
+    """The authors' population rules, replayed from a search log in evaluation order: the
+    first population admits only genomes above the threshold; a child that is a member is
+    never evaluated; an evaluated child replaces the worst member only if it scores higher.
+    Returns the final ranking."""
+    ranked = []
+    for record in log:
+        genome, score = Genome.parse(record["genome"]), record["fitness"]
+        if record["generation"] == 0:
+            assert len(ranked) < population, "the first population was already full"
+            if score > admit_above:
+                ranked = sorted(ranked + [(genome, score)], key=lambda m: -m[1])
+            continue
+        assert len(ranked) == population
+        assert genome not in [g for g, _ in ranked], f"{genome} evaluated while a member"
+        if score > ranked[-1][1]:
+            ranked = sorted(ranked[:-1] + [(genome, score)], key=lambda m: -m[1])
+    return ranked
+
+
+def test_authors_ga_admission_replacement_and_no_duplicates(tmp_path):
+    def fitness(genome):  # below the 11% admission for a third of the genomes
+        return 0.05 if genome.unary2 % 3 == 0 else 0.2 + 0.7 * ((7 * genome.unary1 + 3 * genome.unary2 + genome.binary) % 31) / 31
+
+    result = search(fitness, population=8, generations=25, children=5, seed=2, log_path=tmp_path / "g.jsonl", progress=False)
+    log = _log(tmp_path / "g.jsonl")
+    first = [r for r in log if r["generation"] == 0]
+    assert any(r["fitness"] <= 0.11 for r in first)  # some were refused...
+    assert all(score > 0.11 for _, score in result)  # ...and none of them is a member
+    assert result == _replay(log, 8)
+    assert len({g for g, _ in result}) == 8
+    assert len({r["genome"] for r in log}) == len(log)  # each genome evaluated once
+    assert result[0][1] > max(r["fitness"] for r in first)  # the search improved
+
+
+def test_each_generation_draws_one_selection_scheme(monkeypatch):
+    drawn = []
+    real = gaaf.select_parents
+
+    def spy(scheme, ranked, rng):
+        drawn.append(scheme)
+        assert [score for _, score in ranked] == sorted((score for _, score in ranked), reverse=True)
+        return real(scheme, ranked, rng)
+
+    monkeypatch.setattr(gaaf, "select_parents", spy)
+    search(_target_fitness([]), population=6, generations=30, children=4, seed=0, progress=False)
+    per_generation = [drawn[i : i + 4] for i in range(0, len(drawn), 4)]
+    assert len(per_generation) == 30 and all(len(set(g)) == 1 for g in per_generation)
+    counts = [sum(g[0] == k for g in per_generation) for k in range(3)]
+    assert min(counts) >= 4, counts  # elitism, tournament and proportionate all drawn
+
+
+RANKED = [(Genome(i, 0, 0), score) for i, score in enumerate([0.9, 0.6, 0.3, 0.2])]
+
+
+def test_selection_schemes_as_in_the_authors_code():
+    rng = random.Random(0)
+    assert gaaf.select_parents(0, RANKED, rng) == (RANKED[0][0], RANKED[1][0])  # elitism
+    # Tournament: i uniform; j = i+1, i+2, ... each taken with probability 1/2, else the best.
+    for seed in range(50):
+        mine, theirs = random.Random(seed), random.Random(seed)
+        i = theirs.randrange(4)
+        expected = (i, 0)
+        for j in range(i + 1, 4):
+            if theirs.random() < 0.5:
+                expected = (i, j)
+                break
+        assert gaaf.select_parents(1, RANKED, mine) == tuple(RANKED[k][0] for k in expected)
+    # Proportionate: int(100 f / sum f) = 45, 30, 15, 10 slots; two different slots.
+    draws = [gaaf.select_parents(2, RANKED, rng) for _ in range(4000)]
+    share = np.array([sum(p.unary1 == k for pair in draws for p in pair) for k in range(4)]) / 8000
+    np.testing.assert_allclose(share, [0.45, 0.30, 0.15, 0.10], atol=0.02)
+
+
+def test_first_population_that_cannot_be_filled_is_an_error():
+    with pytest.raises(gaaf.SearchError, match="only 0 of 30 random genomes scored above 0.11"):
+        search(lambda g: 0.1, population=3, generations=1, progress=False)
+    with pytest.raises(ValueError, match="selection must be one of authors, uniform"):
+        search(lambda g: 0.5, population=3, selection="best", progress=False)
+
+
+def test_uniform_parents_remain_an_option(tmp_path):
+    result = search(_target_fitness([]), population=6, generations=20, children=4, selection="uniform", progress=False,
+                    log_path=tmp_path / "u.jsonl")  # fmt: skip
+    assert result == _replay(_log(tmp_path / "u.jsonl"), 6)
+
+
 def test_search_refuses_a_population_larger_than_the_search_space():
     with pytest.raises(ValueError, match="population must be between 1 and 5324"):
         search(lambda g: 0.0, population=5325, generations=0, progress=False)
@@ -404,7 +515,7 @@ def test_every_folded_genome_keeps_the_signs_of_f():
 
 
 def test_gaaf_sign_folds_at_inference_and_trains_through_f():
-    layer = _built(GAAFSign, "gate(scale,abs)", 2)
+    layer = _built(GAAFSign, "gate(scale,abs)", 2, threshold=True)
     layer.s_unary1.assign([1.5, -0.5])
     layer.threshold.assign([0.25, -0.5])
     x = tf.constant(np.random.default_rng(0).uniform(-3, 3, (2, 5, 5, 2)), tf.float32)
@@ -424,7 +535,8 @@ def test_a_folded_genome_converts_without_its_operators():
     x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, kernel_quantizer="magnitude_aware_sign", kernel_constraint="weight_clip", use_bias=False)(x)
     model = perturb(tf.keras.Model(inputs, tf.keras.layers.GlobalAveragePooling2D()(x)), stddev=0.5)
     data = np.random.default_rng(0).uniform(-2, 2, (8, 4, 4, 32)).astype(np.float32)
-    _, report = convert.convert_and_verify(model, data, min_agreement=1.0)
+    _, report = convert.convert_and_verify(model, data, min_agreement=1.0, input="scaled")
     assert report["operators"]["LceBconv2d"] == 1 and report["operators"]["MUL"] == 1
-    assert not {"LOGISTIC", "ABS"} & set(report["operators"]), report["operators"]
+    # no threshold (the authors' code), and f folded: one MUL by s before LceQuantize
+    assert not {"SUB", "LOGISTIC", "ABS"} & set(report["operators"]), report["operators"]
     assert report["parity"]["examples_matching"] == 1.0

@@ -114,3 +114,16 @@ def test_blurpool_matches_the_binomial_filter():
     np.testing.assert_allclose(kernel[:, :, 1, 0], expected)
     with pytest.raises(ValueError, match="size 2, 3 or 5"):
         BlurPool()((4, 4, 1, 1))
+
+
+def test_every_sign_layer_shares_the_binary_sign_base():
+    from larq_methods import gaaf
+    from larq_methods import layers as L
+    from larq_methods.quantizers import BinarySign, is_binary
+
+    signs = [L.RSign(), L.InstaThreshold(), L.InstaThresholdPlus(), L.DySign(), gaaf.GAAFSign("add(sin,x)")]
+    assert all(isinstance(s, BinarySign) and is_binary(s) for s in signs)
+    assert all("precision" not in vars(type(s)) for s in signs)  # declared once, in the base
+    # larq's own quantizers, as layers or kernel quantizers, are binary too; nothing else is
+    assert is_binary(lq.quantizers.ApproxSign()) and is_binary(lq.quantizers.SteSign(clip_value=None))
+    assert not any(is_binary(o) for o in (RPReLU(), L.InstaPReLU(), lq.quantizers.ste_sign, None, lq.quantizers.NoOp(precision=8)))

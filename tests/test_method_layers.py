@@ -167,3 +167,86 @@ def test_config_round_trip_and_plain_load_model(cls, tmp_path):
     model.save(tmp_path / "m.h5")
     loaded = tf.keras.models.load_model(tmp_path / "m.h5")
     np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+# -- INSTA's numerics ------------------------------------------------------------------------
+
+
+def test_moving_statistics_start_from_the_first_batch():
+    layer = build(L.InstaThreshold())
+    np.testing.assert_array_equal(layer.moving_means[0].numpy(), 0.0)  # a new layer
+    m1, m3 = np_stats(X)
+    layer(X, training=True)
+    np.testing.assert_allclose(layer.moving_means[0].numpy(), m1.mean(axis=0).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(layer.moving_means[1].numpy(), m3.mean(axis=0).ravel(), rtol=1e-5)
+    first = [m.numpy().copy() for m in layer.moving_means]
+    second = X[::-1, ::-1] * 1.5 + 0.2  # another batch: from now on, the moving average
+    n1, n3 = np_stats(second)
+    layer(second, training=True)
+    np.testing.assert_allclose(layer.moving_means[0].numpy(), 0.99 * first[0] + 0.01 * n1.mean(axis=0).ravel(), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_means[1].numpy(), 0.99 * first[1] + 0.01 * n3.mean(axis=0).ravel(), rtol=1e-5)
+
+
+def _insta_model():
+    inputs = tf.keras.Input(X.shape[1:])
+    x = L.InstaThreshold(name="th")(inputs)
+    x = tf.keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    x = L.InstaPReLU(name="act")(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_inference_after_20_steps_matches_exactly_computed_statistics():
+    """20 training steps on one batch: the inference statistics must be that batch's, so
+    that inference computes what training did. (Started at zero, they would hold
+    1 - 0.99^20 = 18% of it.) The layers in front of INSTA-PReLU are frozen, so that the
+    statistics it sees do not move with training."""
+    model = _insta_model()
+    for name in ("th", "act"):  # the instance terms must matter
+        layer = model.get_layer(name)
+        for w in layer.trainable_weights:
+            w.assign(RNG.normal(0, 0.5, w.shape).astype(np.float32))
+    model.get_layer("th").trainable = model.get_layer("conv").trainable = False
+    optimizer = tf.keras.optimizers.SGD(0.01)
+    y = RNG.normal(size=(len(X), 2)).astype(np.float32)
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(X, training=True) - y))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    exact = _insta_model()
+    exact.set_weights(model.get_weights())
+    m1, m3 = np_stats(X)
+    th, act = exact.get_layer("th"), exact.get_layer("act")
+    th.moving_means[0].assign(m1.mean(axis=0).ravel())
+    th.moving_means[1].assign(m3.mean(axis=0).ravel())
+    h = exact.get_layer("conv")(th(X, training=False)).numpy()
+    act.moving_means[0].assign(h.mean(axis=(0, 1, 2)))
+    np.testing.assert_allclose(model.get_layer("th").moving_means[1].numpy(), th.moving_means[1].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(model(X, training=False), exact(X, training=False), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(X, training=False), model(X, training=True), rtol=1e-5, atol=1e-6)
+    # the zero-started averages of before would not have matched
+    for m in act.moving_means + th.moving_means:
+        m.assign(m * (1 - 0.99**20))
+    assert not np.allclose(model(X, training=False), exact(X, training=False), rtol=1e-2)
+
+
+def test_cube_root_gradient_is_bounded_and_exact_away_from_zero():
+    y = tf.constant([0.0, 1e-30, -1e-12, 1e-6, -5e-4, 1e-3, -0.02, 8.0, -27.0])
+    with tf.GradientTape() as tape:
+        tape.watch(y)
+        root = L.cube_root(y)
+    grad = tape.gradient(root, y).numpy()
+    np.testing.assert_allclose(root.numpy(), np.cbrt(y.numpy()), rtol=1e-6)
+    bound = 1 / (3 * L.CUBE_ROOT_FLOOR ** (2 / 3))  # 33.3
+    np.testing.assert_allclose(grad[:5], bound, rtol=1e-5)  # |y| < 1e-3: clipped
+    np.testing.assert_allclose(grad[5:], 1 / (3 * np.abs(y.numpy()[5:]) ** (2 / 3)), rtol=1e-5)  # exact
+    # Through INSTA-Th, a channel whose mean cube is 0 gives a finite, bounded gradient.
+    x = tf.constant(np.tile([1.0, -1.0, 2.0, -2.0], 4).reshape(1, 4, 4, 1), tf.float32)
+    layer = L.InstaThreshold()
+    layer.build(x.shape)
+    layer.moment3_scale.assign([1.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = layer(x, training=False)
+    grad = tape.gradient(out, x).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).max() < 3 * bound

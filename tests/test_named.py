@@ -12,7 +12,7 @@ from tests.helpers import perturb
 
 NAMED = [n for n in zoo.list_models() if zoo.get_entry(n).backbone != n and not n.startswith("float-")]
 FLOATS = zoo.list_models("float-*")
-BACKBONES = ["reactnet-a", "reactnet-18", "birealnet", "quicknet"]
+BACKBONES = ["reactnet-a", "reactnet-18", "birealnet", "quicknet", "resnete-18"]
 
 
 def small(name, **kwargs):
@@ -31,10 +31,14 @@ def layer_types(model):
 def test_method_validates_and_describes_itself():
     assert str(Method()) == "ReActNet (static threshold, RPReLU)"
     assert str(Method(threshold="insta", groups=2)) == "threshold=insta, groups=2"
+    assert str(Method(groups=2, group_width=1.5)) == "groups=2, group_width=1.5"
+    assert str(Method(group_width=1.5)) == str(Method())  # no groups: no widening
+    assert str(Method(weights="rebnn-code", gamma=2e-4)) == "weights=rebnn-code, gamma=0.0002"
     assert Method().replace(activation="fprelu").activation_before_add
+    assert Method(gaaf="add(sin,x)", threshold="none").threshold == "none"  # the authors' GAAF sign
     for bad in (dict(threshold="median"), dict(activation="gelu"), dict(weights="ternary"), dict(groups=0),
                 dict(gamma=-1.0), dict(gamma="often"), dict(downsample="max"), dict(gaaf="nonsense"),
-                dict(gaaf="add(sin,x)", threshold="insta")):  # fmt: skip
+                dict(gaaf="add(sin,x)", threshold="insta"), dict(group_width=0), dict(group_width="wide")):  # fmt: skip
         with pytest.raises(MethodError):
             Method(**bad)
 
@@ -63,14 +67,29 @@ def test_method_argument_overrides_the_preset():
     assert {"DySign", "FPReLU"} <= layer_types(model) and "RPReLU" not in layer_types(model)
 
 
-def test_ftbnn_groups_and_binary_downsampling():
+def test_ftbnn_widened_groups_and_binary_downsampling():
     model = small("ftbnn-resnet18")
-    grouped = [l for l in model.layers if l.name.endswith("_bconv3x3")]
-    assert grouped and all(l.groups == 2 for l in grouped)
+    convs = [model.get_layer(f"block{i}_bconv3x3") for i in range(1, 17)]
+    # stage 1 ungrouped at 64; stages 2-4 1.5x wider (192, 384, 768) in 2 groups
+    assert [(c.filters, c.groups) for c in convs] == [(64, 1)] * 4 + [(192, 2)] * 4 + [(384, 2)] * 4 + [(768, 2)] * 4
+    assert all(c.input_shape[-1] // c.groups % 32 == 0 for c in convs)  # LCE binarises every group
     assert all(isinstance(model.get_layer(f"block{i}_downsample_sign"), L.RSign) for i in (5, 9, 13))
     # binary downsampling moves the 1x1 shortcut convolutions from FLOPs to BOPs
     c, base = costs.count(model), costs.count(zoo.create_model("reactnet-18", input_shape=(28, 28, 1), num_classes=10))
-    assert c.flops < base.flops and c.bops < base.bops
+    assert c.flops < base.flops
+    # one group (as the leaderboard trains it at alpha 0.25): the backbone's widths
+    plain = zoo.create_model("ftbnn-resnet18", input_shape=(28, 28, 1), num_classes=10, alpha=0.25,
+                             method=zoo.PRESETS["ftbnn"].replace(groups=1))  # fmt: skip
+    assert plain.get_layer("block16_bconv3x3").filters == 128
+
+
+@pytest.mark.slow
+def test_ftbnn_every_grouped_convolution_becomes_an_lce_bconv2d():
+    model = perturb(small("ftbnn-resnet18"), stddev=0.05)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    _, report = convert.convert_and_verify(model, x, min_agreement=1.0, input="scaled")
+    assert report["operators"]["LceBconv2d"] == len(convert.binary_convolutions(model)) == 16 + 3
+    assert report["operators"].get("CONV_2D", 0) == 1  # the stem alone stays float
 
 
 @pytest.mark.parametrize("name", ["reactnet-18", "reactnet-a", "birealnet", "quicknet"])
@@ -88,7 +107,8 @@ def test_group_error_names_both_neighbours():
 def test_every_backbone_takes_every_threshold_and_activation(name):
     for method in (Method(threshold="insta+", activation="dyprelu"), Method(threshold="dynamic", activation="insta-prelu"),
                    Method(threshold="insta", activation="fprelu", downsample="binary"), Method(weights="learned", gamma=2e-4),
-                   Method(gaaf="mul(x,cos)")):  # fmt: skip
+                   Method(weights="rebnn-code", gamma="adaptive"), Method(weights="sign"), Method(gaaf="mul(x,cos)"),
+                   Method(gaaf="add(sin,x)", threshold="none")):  # fmt: skip
         model = zoo.create_model(name, input_shape=(32, 32, 3), num_classes=4, alpha=0.25, method=method)
         assert model.output_shape == (None, 4)
         assert costs.count(model).bops > 0
@@ -150,4 +170,29 @@ def test_saved_models_load_after_importing_larq_methods_alone(tmp_path):
     code = "import sys, larq_methods, tensorflow as tf\nfor p in sys.argv[1:]: print(type(tf.keras.models.load_model(p)).__name__)"
     proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["ReBNNModel", "Functional", "Functional"]
+    assert proc.stdout.split() == ["Functional", "Functional", "Functional"]  # ReBNN needs no model class
+
+
+def test_named_models_follow_the_authors_code_where_there_is_one():
+    from click.testing import CliRunner
+
+    from cli.main import lqm
+    from larq_methods import gaaf, rebnn
+
+    convs = [l for l in small("rebnn-resnet18").layers if isinstance(l, rebnn.ReBNNConv2D)]
+    assert len(convs) == 16 and all((c.scale, c.gamma, c.kernel_constraint) == ("code", 2e-4, None) for c in convs)
+    signs = [l for l in small("gaaf-resnet18").layers if isinstance(l, gaaf.GAAFSign)]
+    assert signs and not any(s.use_threshold for s in signs)  # no threshold in front of f
+    # the other versions stay one option away
+    paper = small("rebnn-resnet18", method=zoo.PRESETS["rebnn"].replace(weights="learned", gamma="adaptive"))
+    assert {(l.scale, l.gamma) for l in paper.layers if isinstance(l, rebnn.ReBNNConv2D)} == {("learned", "adaptive")}
+    ours = small("gaaf-resnet18", method=zoo.PRESETS["gaaf"].replace(threshold="static"))
+    assert all(l.use_threshold for l in ours.layers if isinstance(l, gaaf.GAAFSign))
+
+    follows = {name: zoo.get_entry(name).follows for name in zoo.list_models()}
+    assert {n: follows[n] for n in ("rebnn-resnet18", "gaaf-resnet18", "reactnet-18", "resnete-18")} == dict.fromkeys(
+        ("rebnn-resnet18", "gaaf-resnet18", "reactnet-18", "resnete-18"), "code")
+    assert {follows[n] for n in ("insta-resnet18", "dybnn-mobilenet", "ftbnn-resnet18")} == {"paper"}
+    assert follows["float-resnet18"] == "ours" and follows["quicknet"] == "larq-zoo"
+    out = CliRunner().invoke(lqm, ["models"]).stdout
+    assert {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]} == follows  # below the header

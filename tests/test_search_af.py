@@ -9,11 +9,12 @@ import json
 import math
 import shlex
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import lqm
-from larq_methods import gaaf
+from larq_methods import gaaf, training
 from larq_methods.method import Method
 from tests.test_cli import assert_one_line_error
 from zoo import search as zoo_search
@@ -132,6 +133,30 @@ def test_a_log_of_another_configuration_is_refused(tmp_path, tiny_fashion_mnist,
     assert len(evaluated) == count
 
 
+def test_authors_ga_is_the_default_and_its_options_are_logged(tmp_path, tiny_fashion_mnist, evaluated):
+    log = tmp_path / "search.jsonl"
+    assert tiny(tiny_fashion_mnist, log, 1).exit_code == 0
+    config = records(log)[0]["config"]
+    assert (config["selection"], config["admit_above"], config["schedule"], config["early_stop_below"]) == ("authors", 0.11, "linear", 0.0)
+    authors = tiny(tiny_fashion_mnist, tmp_path / "code.jsonl", 1, "--backbone", "resnete-18", "--learning-rate", 5e-3,
+                   "--schedule", "step", "--early-stop-below", 0.11, "--selection", "uniform")  # fmt: skip
+    assert authors.exit_code == 0, authors.output
+    config = records(tmp_path / "code.jsonl")[0]["config"]
+    assert (config["backbone"], config["schedule"], config["selection"]) == ("resnete-18", "step", "uniform")
+    assert authors.stdout.splitlines()[-1].startswith("Best: lqm train resnete-18 --gaaf ")
+
+
+def test_a_first_population_that_cannot_be_filled_is_one_line(tmp_path, tiny_fashion_mnist, monkeypatch):
+    monkeypatch.setattr(zoo_search, "proxy_fitness", lambda *a, **k: lambda genome: 0.1)
+    log = tmp_path / "search.jsonl"
+    result = tiny(tiny_fashion_mnist, log, 1)  # after its header and progress bar
+    assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"Error: only 0 of 40 random genomes scored above 0.11: the proxy training fails (try a lower "
+        f"learning rate); the log {log} keeps what was evaluated"
+    )
+    assert len(records(log)[1]) == 40
+
+
 def test_bad_options_give_one_line(tmp_path, tiny_fashion_mnist, evaluated):
     log = tmp_path / "search.jsonl"
     assert_one_line_error(
@@ -152,12 +177,12 @@ def test_real_proxy_training_two_generations_and_resume(tmp_path, tiny_fashion_m
     options = [
         "--data-dir", tiny_fashion_mnist, "--train-split", "train[:30]", "--eval-split", "train[30:]",
         "--alpha", 0.125, "--batch-size", 10, "--population", 2, "--children", 1, "--log", log,
-        "--seed", 1,  # starts from sub(signed_sqrt,neg), which trains, and gate(sigmoid,cube)
+        "--seed", 1, "--admit-above", 0,  # 10 random images to score on: any accuracy above 0
     ]  # fmt: skip
     first = run(*options, "--generations", 1)
     assert first.exit_code == 0, first.output
     _, logged = records(log)
-    assert 2 <= len(logged) <= 3
+    assert len(logged) >= 2
     # A genome whose sign is constant (gate(sigmoid,cube) > 0) may diverge: it ranks last.
     assert all(0 <= r["fitness"] <= 1 or r["fitness"] == -math.inf for r in logged)
     second = run(*options, "--generations", 2)
@@ -173,13 +198,41 @@ def test_proxy_fitness_scores_a_constant_sign_nan_without_a_message(tiny_fashion
     """max(x^2, s) >= s = 1 keeps every binary activation at +1: BatchNorm then divides by a
     variance of ~0 and the gradients overflow. The proxy stops and scores NaN quietly, and a
     genome that does train gets its accuracy."""
-    from larq_methods import data
-
-    fitness = zoo_search.proxy_fitness(
-        "reactnet-18", data.load("fashion_mnist", "train[:30]", tiny_fashion_mnist),
-        data.load("fashion_mnist", "train[30:]", tiny_fashion_mnist),
-        input_shape=(28, 28, 1), alpha=0.125, epochs=2, batch_size=10,
+    config = zoo_search.proxy_config(
+        "reactnet-18", data_dir=str(tiny_fashion_mnist), train_split="train[:30]", eval_split="train[30:]",
+        alpha=0.125, epochs=2, batch_size=10,
     )  # fmt: skip
+    fitness = zoo_search.proxy_fitness(config)
     assert math.isnan(fitness(gaaf.Genome.parse("max(square,const)")))
     assert 0 <= fitness(gaaf.Genome.parse("add(x,zero)")) <= 1
     assert "Invalid loss" not in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_authors_proxy_network_trains(tiny_fashion_mnist):
+    """ResNetE-18 with Adam 5e-3, the step schedule and the early stop."""
+    config = zoo_search.proxy_config(
+        "resnete-18", data_dir=str(tiny_fashion_mnist), train_split="train[:30]", eval_split="train[30:]",
+        alpha=0.125, epochs=2, batch_size=10, learning_rate=5e-3, schedule="step",
+    )  # fmt: skip
+    fitness = zoo_search.proxy_fitness(config, early_stop_below=0.11)
+    assert 0 <= fitness(gaaf.Genome.parse("add(x,zero)")) <= 1
+
+
+def test_early_stop_below_a_best_accuracy_and_the_step_schedule():
+    class Model:
+        stop_training = False
+
+    stop = zoo_search._StopBelow(0.2)
+    stop.model = Model()
+    stop.on_epoch_end(0, {"val_accuracy": 0.25})
+    stop.on_epoch_end(1, {"val_accuracy": 0.1})  # the best so far is what counts
+    assert not stop.model.stop_training
+    low = zoo_search._StopBelow(0.2)
+    low.model = Model()
+    low.on_epoch_end(0, {"val_accuracy": 0.19})
+    assert low.model.stop_training
+    rate = training.step_decay(5e-3, steps_per_epoch=10)
+    # the code's regime: 5e-3, then 1e-3 from epoch 80, 5e-4 from 150, ..., 1e-5 from 270
+    got = [float(rate(step)) for step in (0, 799, 800, 1500, 2000, 2400, 2700)]
+    np.testing.assert_allclose(got, [5e-3, 5e-3, 1e-3, 5e-4, 1e-4, 5e-5, 1e-5], rtol=1e-6)

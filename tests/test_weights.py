@@ -265,7 +265,8 @@ def test_evaluate_a_model_name_uses_its_pretrained_weights(registry, server, tin
 
 def test_every_model_ships_fashion_mnist_weights():
     shipped = {w.model for w in pretrained.entries() if w.dataset == "fashion_mnist"}
-    assert shipped == set(zoo.list_models())
+    # resnete-18 is GAAF's search proxy (the authors' network), not a model to deploy
+    assert shipped == set(zoo.list_models()) - {"resnete-18"}
 
 
 @pytest.mark.slow

@@ -107,3 +107,43 @@ def test_save_and_plain_load_model_give_identical_outputs(name, tmp_path):
     loaded = tf.keras.models.load_model(tmp_path / "model.h5")  # no custom_objects
     assert sum(isinstance(l, (RSign, RPReLU)) for l in loaded.layers) > 0
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _resnete(**kwargs):
+    method = zoo.get_entry("resnete-18").method.replace(gaaf="add(sin,x)")
+    return zoo.create_model("resnete-18", input_shape=(32, 32, 3), num_classes=10, method=method, **kwargs)
+
+
+def test_resnete_18_is_gaafs_proxy_network():
+    from larq_methods.gaaf import GAAFSign
+
+    model = _resnete()
+    assert not model.get_layer("input_bn").center and not model.get_layer("input_bn").scale
+    assert model.get_layer("stem_conv").kernel_size == (3, 3) and model.get_layer("stem_conv").strides == (1, 1)
+    convs = _binary_convs(model)
+    assert len(convs) == 16 + 3  # two 3x3 per block, and the binary 1x1 shortcuts
+    for conv in convs:  # unscaled signs, straight-through without a mask, latent weights within +-1.3
+        assert isinstance(conv.kernel_quantizer, lq.quantizers.SteSign) and conv.kernel_quantizer.clip_value is None
+        assert conv.kernel_constraint.clip_value == 1.3
+    for i, size in zip((3, 5, 7), (16, 8, 4)):
+        shortcut = model.get_layer(f"block{i}_downsample")
+        assert (shortcut.kernel_size, shortcut.strides) == ((1, 1), (2, 2)) and shortcut.output_shape[1] == size
+    signs = [l for l in model.layers if isinstance(l, GAAFSign)]
+    assert len(signs) == 16 + 3 and not any(s.use_threshold for s in signs) and {s.clip_value for s in signs} == {1.3}
+    assert not [l for l in model.layers if isinstance(l, RPReLU)]
+    assert model.get_layer("block8_add").output_shape == (None, 4, 4, 512)
+
+
+@pytest.mark.slow
+def test_resnete_18_converts_fully_binary():
+    from larq_methods import convert
+
+    # A genome that is not folded, so that a float op sits between each BN and sign: with
+    # nothing there, LCE fuses BN and sign into a bconv with bitpacked output, which the
+    # binarisation check (it pairs ops by output shape) cannot yet pair with its layer.
+    method = zoo.get_entry("resnete-18").method.replace(gaaf="mul(x,cos)")
+    model = zoo.create_model("resnete-18", input_shape=(32, 32, 3), num_classes=10, alpha=0.5, method=method)
+    model = perturb(model, stddev=0.05)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    _, report = convert.convert_and_verify(model, x, min_agreement=1.0, input="scaled")
+    assert report["operators"]["LceBconv2d"] == 19

@@ -4,7 +4,6 @@ import os
 
 import tensorflow as tf
 
-from larq_methods import rebnn
 from zoo import pretrained
 
 # PyTorch's BatchNorm defaults, as in the papers' code.
@@ -14,13 +13,13 @@ BN_EPSILON = 1e-5
 SMALL_INPUT = 64
 
 
-def batch_norm(name):
-    """BatchNorm with PyTorch's defaults. Built under a strategy with several replicas, it
-    takes its batch statistics over the global batch (synchronised), so that training
-    does not depend on how many devices share a batch."""
+def batch_norm(name, **kwargs):
+    """BatchNorm with PyTorch's defaults (`kwargs` go to Keras' layer). Built under a
+    strategy with several replicas, it takes its batch statistics over the global batch
+    (synchronised), so that training does not depend on how many devices share a batch."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return tf.keras.layers.BatchNormalization(
-        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=replicas > 1, name=name
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=replicas > 1, name=name, **kwargs
     )
 
 
@@ -71,15 +70,13 @@ def head(x, *, include_top, num_classes, pooling, classifier_activation):
 
 
 def finish(inputs, outputs, *, name, weights, method=None):
-    """Wraps the graph in a Model and loads `weights` (None or a weights-file path;
-    `zoo.create_model` turns a dataset name into the pretrained weights' path).
-
-    Models with ReBNN's learned-scale convolutions are `ReBNNModel`s, whose training step
-    updates ReBNN's balance gamma.
+    """Wraps the graph in a plain `tf.keras.Model` and loads `weights` (None or a
+    weights-file path; `zoo.create_model` turns a dataset name into the pretrained
+    weights' path). `method` is not needed: layers with per-step training state (ReBNN's
+    adaptive gamma) take part in training through their hooks (`hooks.TrainingHook`).
     """
-    learned = method is not None and method.weights == "learned"
-    model_class = rebnn.ReBNNModel if learned else tf.keras.Model
-    model = model_class(inputs, outputs, name=name)
+    del method  # accepted for callers that still pass it
+    model = tf.keras.Model(inputs, outputs, name=name)
     if weights is not None:
         if not os.path.exists(str(weights)):
             raise ValueError(

@@ -98,6 +98,7 @@ def _build(factory_class, *, input_shape, input_tensor, weights, include_top, nu
     "birealnet",
     "larq-zoo BiRealNet (Bi-Real Net ResNet-18), blocks as Bi-Real's: plain sign, no activation",
     method=Method(threshold="none", activation="none"),
+    follows="larq-zoo",
 )
 def BiRealNet(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000, alpha=1.0, method=None, name="birealnet"):
     """larq-zoo's BiRealNet factory with `alpha`-scaled widths and `method`-built blocks."""
@@ -113,6 +114,7 @@ def BiRealNet(*, input_shape=None, input_tensor=None, weights=None, include_top=
     "quicknet",
     "larq-zoo QuickNet, blocks as QuickNet's: plain sign, ReLU, no activation after the add",
     method=Method(threshold="none", activation="none"),
+    follows="larq-zoo",
 )
 def QuickNet(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000, alpha=1.0, method=None, name="quicknet"):
     """larq-zoo's QuickNet factory with `alpha`-scaled widths and `method`-built blocks."""

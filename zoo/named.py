@@ -2,6 +2,12 @@
 
 `PRESETS` are the methods; the named models pair them with backbones. ReActNet-A is
 MobileNetV1 based ("-mobilenet"), ReActNet-18 is ResNet-18 based ("-resnet18").
+
+A preset follows the authors' released code where there is one, because that code produced
+the paper's figures (`FOLLOWS`; METHODS.md section 6): ReBNN's scale, backward pass and
+constant gamma, and GAAF's sign without a threshold. The other versions stay one option
+away: `Method(weights="learned", gamma="adaptive")` is ReBNN's paper with our scale, and
+`Method(threshold="static", gaaf=...)` GAAF with our learnable threshold.
 """
 
 from larq_methods.method import Method
@@ -18,18 +24,31 @@ PRESETS = {
     "insta": Method(threshold="insta", activation="insta-prelu"),
     "insta-plus": Method(threshold="insta+", activation="insta-prelu"),
     "dybnn": Method(threshold="dynamic", activation="dyprelu"),
-    "rebnn": Method(weights="learned", gamma="adaptive"),
-    "ftbnn": Method(activation="fprelu", downsample="binary", groups=2),
-    "gaaf": Method(gaaf=DEFAULT_GAAF_GENOME),
+    "rebnn": Method(weights="rebnn-code", gamma=2e-4),
+    "ftbnn": Method(activation="fprelu", downsample="binary", groups=2, group_width=1.5),
+    "gaaf": Method(threshold="none", gaaf=DEFAULT_GAAF_GENOME),
+}
+
+# What each preset follows (one word): the authors' released "code", the "paper" (no code
+# was released: INSTA-BNN, DyBNN, FTBNN), or "ours". GAAF's sign and ops follow the code;
+# its genome is ours (the paper's searched formulas were not published).
+FOLLOWS = {
+    "reactnet": "code",
+    "insta": "paper",
+    "insta-plus": "paper",
+    "dybnn": "paper",
+    "rebnn": "code",
+    "ftbnn": "paper",
+    "gaaf": "code",
 }
 
 _PAPERS = {
     "insta": "INSTA-BNN: INSTA-Th + INSTA-PReLU [Lee et al. ICCV 2023]",
     "insta-plus": "INSTA-BNN: INSTA-Th+ (SE-like) + INSTA-PReLU [Lee et al. ICCV 2023]",
     "dybnn": "DyBNN: DySign + DyPReLU [Zhang et al. ICASSP 2022]",
-    "rebnn": "ReBNN: learned weight scale, adaptive balance [Xu et al. AAAI 2023]",
-    "ftbnn": "FTBNN: FPReLU, binary downsampling, 2 groups [Su et al. 2020]",
-    "gaaf": f"GAAF: complementary activation {DEFAULT_GAAF_GENOME} before the sign [Li et al. 2023]",
+    "rebnn": "ReBNN as released: scale 0.02|s|, the code's backward pass, gamma 2e-4 [Xu et al. AAAI 2023]",
+    "ftbnn": "FTBNN: FPReLU, binary downsampling, 2 groups in 1.5x wider stages 2-4 [Su et al. 2020]",
+    "gaaf": f"GAAF: complementary activation {DEFAULT_GAAF_GENOME} before the sign, no threshold [Li et al. 2023]",
 }
 
 # (name, backbone, preset)
@@ -50,7 +69,7 @@ NAMED_MODELS = (
 )
 
 for _name, _backbone, _preset in NAMED_MODELS:
-    register_preset(_name, _backbone, PRESETS[_preset], f"{_PAPERS[_preset]} on {_backbone}")
+    register_preset(_name, _backbone, PRESETS[_preset], f"{_PAPERS[_preset]} on {_backbone}", FOLLOWS[_preset])
 
 # Float counterparts: each backbone with its own method and every quantizer off (no sign,
 # real weights), to train as a teacher for distillation or as a reference.

@@ -23,6 +23,25 @@ REACTNET_A_BLOCKS = (
 REACTNET_18_STAGES = ((64, 4), (128, 4), (256, 4), (512, 4))
 
 
+def reactnet_18_layout(method) -> list[tuple[int, int, int]]:
+    """(channels, blocks, groups) of ReActNet-18's four stages at alpha 1 under `method`.
+
+    Grouped 3x3 convolutions do 1/G of the work, so FTBNN's groups add capacity at equal
+    cost only with wider layers. With `method.groups` G > 1 and `method.group_width` w != 1
+    (Ours, FTBNN's idea): stages 2-4 are w times wider with G groups, and stage 1 keeps 64
+    ungrouped channels, the stem's (64 x 1.5 = 96 would not split into groups of 32, as LCE
+    needs). FTBNN's w = 1.5, G = 2 gives 64, 192, 384, 768 channels: every group a multiple
+    of 32, and 1.85e9 BOPs against ReActNet-18's 1.68e9 (+10%). With w = 1 every stage is
+    grouped at its width (half the BOPs at G = 2).
+    """
+    if method.groups == 1 or method.group_width == 1:
+        return [(channels, depth, method.groups) for channels, depth in REACTNET_18_STAGES]
+    return [
+        (channels, depth, 1) if stage == 0 else (round(channels * method.group_width), depth, method.groups)
+        for stage, (channels, depth) in enumerate(REACTNET_18_STAGES)
+    ]
+
+
 def residual(method, y, shortcut, *, name, suffix=""):
     """y + shortcut, with the method's activation before the addition (FTBNN's FPReLU) or
     after it (RPReLU and its instance-aware and dynamic variants)."""
@@ -66,12 +85,13 @@ def reactnet_a_block(x, out_channels, stride, method, *, name):
     return y if method.activation_before_add else method.activate(y, name=f"{name}_act2")
 
 
-def reactnet_18_block(x, channels, stride, method, *, name):
+def reactnet_18_block(x, channels, stride, method, *, name, groups=None):
     """One ReActNet-18 block: out = RPReLU(BN(BConv3x3(RSign(x))) + shortcut), where the
     shortcut is the identity, or AvgPool2x2 -> 1x1 conv -> BN when the shape changes (a real
-    conv, or a binary one after a sign with `method.downsample == "binary"`)."""
+    conv, or a binary one after a sign with `method.downsample == "binary"`). The 3x3
+    convolution has `groups` groups (default: the method's)."""
     y = method.sign(x, name=f"{name}_sign")
-    y = method.conv(y, channels, 3, stride, groups=method.groups, name=f"{name}_bconv3x3")
+    y = method.conv(y, channels, 3, stride, groups=groups or method.groups, name=f"{name}_bconv3x3")
     y = batch_norm(f"{name}_bn")(y)
     shortcut = downsample(x, channels, stride, method, name=name)
     return residual(method, y, shortcut, name=name)
@@ -104,7 +124,7 @@ def _stem(x, filters, *, small, large_kernel, name="stem"):
     return x
 
 
-@register_model("reactnet-a", "ReActNet-A (MobileNetV1 based), RSign + RPReLU [Liu et al. 2020]", Method())
+@register_model("reactnet-a", "ReActNet-A (MobileNetV1 based), RSign + RPReLU [Liu et al. 2020]", Method(), follows="code")
 def ReActNetA(
     *,
     input_shape=None,
@@ -136,10 +156,10 @@ def ReActNetA(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    return finish(inputs, x, name=name, weights=weights, method=method)
+    return finish(inputs, x, name=name, weights=weights)
 
 
-@register_model("reactnet-18", "ReActNet-18 (Bi-Real ResNet-18 based), RSign + RPReLU [Liu et al. 2020]", Method())
+@register_model("reactnet-18", "ReActNet-18 (Bi-Real ResNet-18 based), RSign + RPReLU [Liu et al. 2020]", Method(), follows="code")
 def ReActNet18(
     *,
     input_shape=None,
@@ -154,7 +174,8 @@ def ReActNet18(
     name="reactnet_18",
 ):
     """ReActNet-18: a real 7x7 stride-2 stem with 3x3 max-pool, then 16 binary blocks in
-    four stages of 64, 128, 256 and 512 channels (times `alpha`).
+    four stages of 64, 128, 256 and 512 channels (times `alpha`; FTBNN's widened grouped
+    stages: `reactnet_18_layout`).
 
     Arguments follow Keras applications; `method` (a `Method`) chooses the block's parts.
     Inputs of 64 px or less use a 3x3 stride-1 stem without max-pool.
@@ -163,11 +184,11 @@ def ReActNet18(
     inputs, shape = resolve_input(input_shape, input_tensor)
     x = _stem(inputs, scaled(64, alpha), small=is_small_input(shape), large_kernel=True)
     block = 0
-    for stage, (channels, depth) in enumerate(REACTNET_18_STAGES):
+    for stage, (channels, depth, groups) in enumerate(reactnet_18_layout(method)):
         for i in range(depth):
             block += 1
             stride = 2 if stage > 0 and i == 0 else 1
-            x = reactnet_18_block(x, scaled(channels, alpha), stride, method, name=f"block{block}")
+            x = reactnet_18_block(x, scaled(channels, alpha), stride, method, name=f"block{block}", groups=groups)
     x = head(
         x,
         include_top=include_top,
@@ -175,4 +196,4 @@ def ReActNet18(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    return finish(inputs, x, name=name, weights=weights, method=method)
+    return finish(inputs, x, name=name, weights=weights)

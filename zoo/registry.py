@@ -17,6 +17,9 @@ class ModelEntry:
     description: str
     method: object  # the `Method` the constructor gets unless one is passed
     backbone: str = ""
+    # What the model follows, in one word: "code" (the authors' released code), "paper"
+    # (the publication; no code was released), "ours", or "larq-zoo" (its factories).
+    follows: str = "ours"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -32,19 +35,19 @@ def _add(entry: ModelEntry):
     _REGISTRY[entry.name] = entry
 
 
-def register_model(name: str, description: str, method):
+def register_model(name: str, description: str, method, follows: str = "ours"):
     """Registers the decorated backbone constructor under `name`."""
 
     def decorator(constructor):
-        _add(ModelEntry(name, constructor, description, method, backbone=name))
+        _add(ModelEntry(name, constructor, description, method, backbone=name, follows=follows))
         return constructor
 
     return decorator
 
 
-def register_preset(name: str, backbone: str, method, description: str):
+def register_preset(name: str, backbone: str, method, description: str, follows: str = "ours"):
     """Registers a named model: a registered backbone with a `Method` preset."""
-    _add(ModelEntry(name, _REGISTRY[backbone].constructor, description, method, backbone))
+    _add(ModelEntry(name, _REGISTRY[backbone].constructor, description, method, backbone, follows))
 
 
 def list_models(pattern: str = "*") -> list[str]:
