@@ -34,7 +34,7 @@ import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import leaderboard  # noqa: E402
 from larq_methods import data, gaaf  # noqa: E402
 from larq_methods.method import Method  # noqa: E402
-from zoo.search import proxy_fitness  # noqa: E402
+from zoo.search import proxy_config, proxy_fitness  # noqa: E402
 
 LOG = Path("benchmarks/results/gaaf_search.jsonl")
 WORK = Path("runs/gaaf_search")
@@ -55,13 +55,11 @@ def proxy_scores(config, genomes):
     """The search's own fitness for `genomes` (cached in runs/gaaf_search/proxy.json)."""
     path = WORK / "proxy.json"
     scores = json.loads(path.read_text()) if path.exists() else {}
-    train_set = data.load(config["dataset"], config["train_split"])
-    eval_set = data.load(config["dataset"], config["eval_split"])
-    fitness = proxy_fitness(
-        config["backbone"], train_set, eval_set, input_shape=tuple(config["input_shape"]), alpha=config["alpha"],
-        epochs=config["proxy_epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
-        seed=config["seed"],
-    )  # fmt: skip
+    fitness = proxy_fitness(proxy_config(
+        config["backbone"], dataset=config["dataset"], train_split=config["train_split"], eval_split=config["eval_split"],
+        image_size=config["input_shape"][0], alpha=config["alpha"], epochs=config["proxy_epochs"],
+        batch_size=config["batch_size"], learning_rate=config["learning_rate"], seed=config["seed"],
+    ))  # fmt: skip
     for genome in genomes:
         if genome not in scores:
             scores[genome] = fitness(gaaf.Genome.parse(genome))
@@ -71,9 +69,7 @@ def proxy_scores(config, genomes):
 
 def confirm(candidates, seeds):
     """Leaderboard runs of ReActNet-18 with each candidate genome (None: ReActNet's sign)."""
-    args = argparse.Namespace(alpha=0.25, epochs=1, batch_size=128, learning_rate=1e-3)
-    train_set = data.load("fashion_mnist", "train[:10000]")
-    eval_set = data.load("fashion_mnist", "test")
+    args = argparse.Namespace(alpha=0.25, epochs=1, batch_size=128, learning_rate=1e-3, train_split="train[:10000]", eval_split="test")
     path = WORK / "confirm.jsonl"
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     for seed in seeds:
@@ -82,8 +78,7 @@ def confirm(candidates, seeds):
                 continue
             tag = re.sub(r"\W+", "_", genome or "reactnet").strip("_")
             result = leaderboard.train_one(
-                "reactnet-18", seed, args, train_set, eval_set,
-                method=Method(gaaf=genome), run_dir=WORK / f"{tag}-s{seed}",
+                "reactnet-18", seed, args, method=Method(gaaf=genome), run_dir=WORK / f"{tag}-s{seed}",
             )  # fmt: skip
             record = {"genome": genome, "seed": seed, "accuracy": result["accuracy"], "train_seconds": result["train_seconds"]}
             print(record, flush=True)

@@ -4,8 +4,8 @@ recipe and budget, several seeds; mean and spread of test accuracy, and wall tim
     .venv/bin/python benchmarks/leaderboard.py [--seeds 0 1] [--alpha 0.25]
         [--train-split 'train[:20000]'] [--epochs 1] [--models PATTERN] [--publish]
 
-Every model trains with the library's one-step recipe (`larq_methods.training.train`, as
-`lqm train` does): Adam 1e-3 decayed linearly to zero per step, batch 128, 28x28x1, the
+Every model trains with the library's one-step recipe (`zoo.run.run`, as `lqm train`
+does, deterministic): Adam 1e-3 decayed linearly to zero per step, batch 128, 28x28x1, the
 split and epochs given, then is evaluated on the whole test split (10,000 images). Run
 folders go to runs/leaderboard/MODEL-sSEED/ and each finished run's figures to
 runs/leaderboard/results.jsonl, so an interrupted leaderboard resumes where it stopped.
@@ -26,7 +26,6 @@ import shutil
 import statistics
 import shlex
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,6 +38,7 @@ import zoo  # noqa: E402
 from larq_methods import data, saving, training  # noqa: E402
 from larq_methods.method import GroupedConvolutionError, Method  # noqa: E402
 from zoo import pretrained  # noqa: E402
+from zoo.run import DataConfig, RunConfig, run  # noqa: E402
 
 WORK = Path("runs/leaderboard")
 RESULTS = Path("benchmarks/results")
@@ -57,41 +57,39 @@ def method_for(name, alpha, shape, classes):
         tf.keras.backend.clear_session()
 
 
-def train_one(name, seed, args, train_set, eval_set, *, method=None, run_dir=None):
-    """One leaderboard run of `name` (with its own method, or `method`); its figures."""
-    shape, classes = (28, 28, 1), train_set.num_classes
-    method, note = (method, "") if method else method_for(name, args.alpha, shape, classes)
-    pipe = dict(image_size=28, channels=1, batch_size=args.batch_size)
+def train_one(name, seed, args, *, method=None, run_dir=None):
+    """One leaderboard run of `name` (with its own method, or `method`); its figures.
+
+    The run is a `zoo.run.RunConfig` trained by `zoo.run.run`, as `lqm train` does
+    (deterministic: the same seed gives the same figures)."""
+    shape = (28, 28, 1)
+    method, note = (method, "") if method else method_for(name, args.alpha, shape, 10)
     run_dir = Path(run_dir or WORK / f"{name}-s{seed}")
     if run_dir.exists():  # a run that did not finish: start it again
         shutil.rmtree(run_dir)
-
-    def build(m):
-        tf.keras.utils.set_random_seed(seed)
-        return zoo.create_model(name, input_shape=shape, num_classes=classes, alpha=args.alpha, method=m)
-
-    recipe = training.Recipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate)
-    start = time.perf_counter()
-    model = training.train(
-        build, method,
-        data.pipeline(train_set, training=True, seed=seed, **pipe),
-        data.pipeline(eval_set, training=False, **pipe),
-        recipe, run_dir, steps_per_epoch=-(-train_set.num_examples // args.batch_size), verbose=0,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    history = training.read_history(run_dir / "history.csv")
+    config = RunConfig(
+        model=name,
+        method=method,
+        recipe=training.Recipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate),
+        data=DataConfig(train_split=args.train_split, eval_split=args.eval_split, image_size=28, channels=1),
+        alpha=args.alpha,
+        seed=seed,
+        commands=(shlex.join(["python", "benchmarks/leaderboard.py", *sys.argv[1:]]),),
+    )
+    results = run(config, run_dir, verbose=0, echo=lambda _: None)
+    params = saving.load_model(run_dir / "model.h5").count_params()
     result = {
         "model": name,
         "seed": seed,
-        "accuracy": history["val_accuracy"][-1],
-        "train_seconds": round(seconds, 1),
-        "params": model.count_params(),
+        "accuracy": results["eval_accuracy"],
+        "train_seconds": round(results["train_seconds"], 1),
+        "params": params,
         "method": method.as_dict(),
         "note": note,
         "alpha": args.alpha,
         "epochs": args.epochs,
-        "train_split": train_set.split,
-        "eval_split": eval_set.split,
+        "train_split": args.train_split,
+        "eval_split": results["eval_split"],
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "run_dir": str(run_dir),
@@ -169,7 +167,6 @@ def main():
     args = parser.parse_args()
 
     models = [n for n in zoo.list_models() if fnmatch.fnmatchcase(n, args.models)]
-    train_set = data.load("fashion_mnist", args.train_split)
     eval_set = data.load("fashion_mnist", args.eval_split)
     WORK.mkdir(parents=True, exist_ok=True)
     done = {(r["model"], r["seed"]) for r in read_results()}
@@ -177,7 +174,7 @@ def main():
         for name in models:
             if (name, seed) in done:
                 continue
-            result = train_one(name, seed, args, train_set, eval_set)
+            result = train_one(name, seed, args)
             print(f"{name} seed {seed}: {100 * result['accuracy']:.2f}% in {result['train_seconds']:.0f} s", flush=True)
             with open(WORK / "results.jsonl", "a") as f:
                 f.write(json.dumps(result) + "\n")

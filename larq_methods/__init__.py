@@ -11,7 +11,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-if not tf.keras.__name__.startswith("tf_keras"):  # pragma: no cover
+# What matters is where tf.keras' classes come from: TensorFlow (or larq) imported first
+# with TF_USE_LEGACY_KERAS=1 is fine, although `tf.keras.__name__` then reads
+# "tensorflow.keras" (a lazy loader in front of tf_keras).
+if not tf.keras.layers.Layer.__module__.startswith("tf_keras"):  # pragma: no cover
     raise ImportError(
         "TensorFlow was imported before larq_methods with Keras 3 active; import "
         "larq_methods first or set TF_USE_LEGACY_KERAS=1 in the environment."

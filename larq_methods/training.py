@@ -1,14 +1,17 @@
 """Training recipes: one-step and ReActNet's two-step, distillation, the optimiser and its
-schedule, the run folder (checkpoints, resume, logs, curves) and `tf.distribute`.
+schedule, the training loop with exact resume (checkpoints at step boundaries, logs,
+curves) and `tf.distribute`.
 
 The library builds no model itself: `train` takes `build(method) -> model`, so any
-backbone with any `Method` trains with any recipe.
+backbone with any `Method` trains with any recipe; `zoo.run` wraps it into a run that is
+described by one configuration.
 
 Run folder (`run_dir`; with two steps, `step1/` and `step2/` each hold the per-step part)::
 
-    config.json      what was asked (written by the caller)
-    checkpoints/     model + optimiser + epoch after every epoch (and on Ctrl-C)
-    logs/            TensorBoard
+    config.json      the run's configuration (written by the caller, `zoo.run`)
+    checkpoints/     the whole training state at a step boundary: after every epoch, every
+                     `checkpoint_seconds` and `checkpoint_steps`, and on Ctrl-C
+    logs/            TensorBoard (train/, validation/)
     history.csv      one row per epoch
     curves.png       loss and accuracy per epoch
     model.h5         the trained model (the final one at the top of the run folder)
@@ -22,6 +25,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,9 +33,13 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs, losses, rebnn, saving
+from larq_methods import costs, hooks, losses, rebnn, saving
 
 RECIPES = ("one-step", "two-step")
+SCHEDULES = ("linear", "step")
+# GAAF's proxy regime (the authors' `net_01.py`): from these epochs on, these factors of the
+# initial rate.
+STEP_SCHEDULE = ((80, 0.2), (150, 0.1), (200, 0.02), (240, 0.01), (270, 0.002))
 STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
 # ReActNet's step 1 weight decay (binary activations, real weights); step 2 has none.
 TWO_STEP_WEIGHT_DECAY = 1e-5
@@ -39,6 +47,10 @@ TWO_STEP_WEIGHT_DECAY = 1e-5
 
 class TrainingError(Exception):
     """A run that cannot start, or that stopped without a usable model."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 class Interrupted(TrainingError):
@@ -79,6 +91,15 @@ class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def step_decay(learning_rate: float, steps_per_epoch: int):
+    """GAAF's step schedule (`STEP_SCHEDULE`), per optimiser step: constant for runs under
+    80 epochs, such as the authors' 15-epoch proxy training."""
+    # PiecewiseConstantDecay switches after a boundary: epoch e starts at step e * steps
+    boundaries = [epoch * steps_per_epoch - 1 for epoch, _ in STEP_SCHEDULE]
+    values = [learning_rate] + [learning_rate * factor for _, factor in STEP_SCHEDULE]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
 def linear_decay(learning_rate: float, total_steps: int):
     """Learning rate decayed linearly to zero over `total_steps` (ReActNet's schedule)."""
     return WarmupLinearDecay(learning_rate, total_steps)
@@ -111,28 +132,78 @@ def outputs_logits(model) -> bool:
     return getattr(model.layers[-1], "activation", None) is not tf.keras.activations.softmax
 
 
-class Distiller(rebnn.ReBNNTrainStep, tf.keras.Model):
-    """Trains `student` on the distributional loss against a frozen `teacher`.
+class Trainer(tf.keras.Model):
+    """The one training step of every run: trains `student`, on the labels or, with a
+    frozen `teacher`, on the distributional loss against it.
 
-    Calling it calls the student; metrics (accuracy) compare the student with the labels.
-    Its training step is ReBNN's (`ReBNNTrainStep`), so a ReBNN student's gamma is updated too.
+    Calling it calls the student; its metrics are the loss and the top-1 accuracy against
+    the labels, held in its own `loss_tracker` and `accuracy` (so a checkpoint can carry
+    them across an interruption mid-epoch). Every layer of the student that is a
+    `hooks.TrainingHook` takes part in each step: its `hook_variables()` are watched on the
+    tape, and `before_update()` / `after_update(state, grads)` run around the optimiser's
+    update (ReBNN's adaptive balance is one such layer).
     """
 
-    def __init__(self, student, teacher, **kwargs):
+    def __init__(self, student, teacher=None, **kwargs):
         super().__init__(**kwargs)
         self.student = student
         self.teacher = teacher
-        self.teacher.trainable = False
-        self._teacher_logits = outputs_logits(teacher)
+        if teacher is not None:
+            teacher.trainable = False
+            self._teacher_logits = outputs_logits(teacher)
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+        self.accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy]
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
-        soft = self.teacher(x, training=False)
-        if self._teacher_logits:
-            soft = tf.nn.softmax(soft)
-        return self.compiled_loss(soft, y_pred, sample_weight, regularization_losses=self.losses)
+        target = y
+        if self.teacher is not None:
+            target = self.teacher(x, training=False)
+            if self._teacher_logits:
+                target = tf.nn.softmax(target)
+        return self.compiled_loss(target, y_pred, sample_weight, regularization_losses=self.losses)
+
+    def _update_metrics(self, loss, y, y_pred, sample_weight):
+        # weighted by batch size, as Keras' own loss tracker: a short last batch counts less
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(y_pred)[0])
+        self.accuracy.update_state(y, y_pred, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        layers = hooks.hooked_layers(self.student)
+        watched = [layer.hook_variables() for layer in layers]
+        extra = [v for vs in watched for v in vs]
+        scaled = hasattr(self.optimizer, "get_scaled_loss")  # a loss-scaling optimiser
+        with tf.GradientTape() as tape:
+            tape.watch(extra)  # hook variables need not be trainable
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+            target = self.optimizer.get_scaled_loss(loss) if scaled else loss
+        variables = self.trainable_variables
+        grads = tape.gradient(target, variables + extra)
+        if scaled:
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        extra_grads = [tf.zeros_like(v) if g is None else g for v, g in zip(extra, grads[len(variables) :])]
+        if extra_grads:  # each replica holds its share; hooks get the whole batch's
+            extra_grads = tf.distribute.get_replica_context().all_reduce("sum", extra_grads)
+        states = [layer.before_update() for layer in layers]
+        self.optimizer.apply_gradients(zip(grads[: len(variables)], variables))
+        for layer, state, vs in zip(layers, states, watched):
+            layer.after_update(state, extra_grads[: len(vs)])
+            extra_grads = extra_grads[len(vs) :]
+        return self._update_metrics(loss, y, y_pred, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        return self._update_metrics(self.compute_loss(x, y, y_pred, sample_weight), y, y_pred, sample_weight)
 
 
 def compile_classifier(
@@ -145,27 +216,40 @@ def compile_classifier(
     label_smoothing: float = 0.0,
     teacher=None,
     jit_compile: bool = False,
-):
-    """Adam with warm-up and linear decay to zero per step, and accuracy on the labels.
+    schedule=None,
+) -> Trainer:
+    """A compiled `Trainer` of `model`: Adam with warm-up and linear decay to zero per
+    step, and accuracy on the labels.
 
     The loss is the cross-entropy on the labels (with `label_smoothing`), or, with a
-    `teacher`, the distributional loss against it; then the returned model is a
-    `Distiller` to fit (save `model`, the student). Weight decay: `add_weight_decay`.
+    `teacher`, the distributional loss against it. Fit the trainer; save `model`.
+    Weight decay: `add_weight_decay`. `schedule` replaces the warm-up and linear decay.
     """
     add_weight_decay(model, weight_decay)
     from_logits = outputs_logits(model)
+    trainer = Trainer(model, teacher)
     if teacher is not None:
-        model = Distiller(model, teacher)
         loss = losses.DistributionalLoss(from_logits=from_logits)
     else:
         loss = losses.SparseCrossentropy(label_smoothing, from_logits=from_logits)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(WarmupLinearDecay(learning_rate, total_steps, warmup_steps)),
+    trainer.compile(
+        optimizer=tf.keras.optimizers.Adam(schedule or WarmupLinearDecay(learning_rate, total_steps, warmup_steps)),
         loss=loss,
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=jit_compile,
     )
-    return model
+    return trainer
+
+
+def set_determinism(enabled: bool) -> None:
+    """Turns TensorFlow's op determinism on or off for this process: with it, the same
+    seed gives bit-identical training on the same machine (kernels pick deterministic
+    algorithms and reductions; tf.data keeps its order)."""
+    from tensorflow.python.framework import config as tf_config
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 # -- distribution -------------------------------------------------------------------------
@@ -220,25 +304,69 @@ def distribute(data: tf.data.Dataset) -> tf.data.Dataset:
 # -- checkpoints and callbacks ------------------------------------------------------------
 
 
+class SignOscillation(tf.Module):
+    """ReBNN's weight-oscillation ratio per layer with a 1-bit kernel: the fraction of
+    latent weights whose sign flipped since the last `snapshot()` (an epoch's end).
+
+    The signs of the last snapshot are variables, so a checkpoint carries them and a run
+    resumed mid-epoch reports the same ratios as an uninterrupted one.
+    """
+
+    def __init__(self, model):
+        super().__init__(name="oscillation")
+        self._layers = [
+            layer for layer in costs.flat_layers(model) if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)
+        ]
+        self.signs = [
+            tf.Variable(self._bits(layer), trainable=False, name=f"sign_{i}") for i, layer in enumerate(self._layers)
+        ]
+
+    @staticmethod
+    def _bits(layer):
+        latent = getattr(layer.kernel, "latent_variable", layer.kernel)
+        return tf.greater_equal(latent, 0)
+
+    def ratios(self) -> dict[str, float]:
+        if not self._layers:
+            return {}
+        ratios = {
+            f"oscillation/{layer.name}": float(rebnn.oscillation_ratio(previous, self._bits(layer)))
+            for layer, previous in zip(self._layers, self.signs)
+        }
+        return {**ratios, "oscillation/mean": float(np.mean(list(ratios.values())))}
+
+    def snapshot(self) -> None:
+        for layer, previous in zip(self._layers, self.signs):
+            previous.assign(self._bits(layer))
+
+
 class Checkpoints:
-    """Model, optimiser and completed epochs, through `tf.train.CheckpointManager`.
+    """The whole state of a run at a step boundary, through `tf.train.CheckpointManager`:
+    model, optimiser (its `iterations` is the number of steps taken, and so the place in
+    the data), the running training metrics of the current epoch, the completed epochs,
+    the oscillation snapshot and the training seconds so far.
 
     A save writes the checkpoint's files, then atomically rewrites the `checkpoint` index
     that names the latest one: a save cut short leaves the previous checkpoint in force.
     """
 
-    def __init__(self, folder, model, optimizer, max_to_keep=2):
+    def __init__(self, folder, model, optimizer, *, metrics=(), oscillation=None, max_to_keep=2):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+        parts = dict(model=model, optimizer=optimizer, epoch=self.epoch, seconds=self.seconds, metrics=list(metrics))
+        if oscillation is not None:
+            parts["oscillation"] = oscillation
+        self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=max_to_keep)
 
     @property
     def latest(self) -> str | None:
         return self.manager.latest_checkpoint
 
-    def save(self, epoch: int) -> str:
+    def save(self, epoch: int, seconds: float) -> str:
         # numbered by save, never by epoch: a Ctrl-C save must not overwrite the last good one
         self.epoch.assign(epoch)
+        self.seconds.assign(seconds)
         return self.manager.save()
 
     def restore(self, model) -> int:
@@ -247,7 +375,13 @@ class Checkpoints:
             return 0
         optimizer = self.checkpoint.optimizer
         optimizer.build(model.trainable_variables)  # slots must exist to be restored
-        self.checkpoint.restore(self.latest).assert_existing_objects_matched()
+        try:
+            self.checkpoint.restore(self.latest).assert_existing_objects_matched()
+        except AssertionError:
+            raise TrainingError(
+                f"the checkpoint {self.latest} does not hold a whole run state (written by an "
+                "older lqm, or for another model); start a new run from its weights with --init"
+            ) from None
         return int(self.epoch.numpy())
 
 
@@ -262,40 +396,8 @@ def restore_weights(folder, model) -> int:
     return int(epoch.numpy())
 
 
-def _finite(model, logs) -> bool:
-    loss = (logs or {}).get("loss")
-    if loss is not None and not np.isfinite(loss):
-        return False
+def _finite(model) -> bool:
     return all(np.isfinite(w.numpy()).all() for w in model.trainable_weights)
-
-
-class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """Saves a checkpoint after every epoch whose loss and weights are finite, so that a
-    NaN leaves the last good checkpoint in place."""
-
-    def __init__(self, checkpoints: Checkpoints, model):
-        super().__init__()
-        self.checkpoints = checkpoints
-        self.target = model  # the student when distilling
-        self.completed = 0
-        self.last_good = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if _finite(self.target, logs):
-            self.checkpoints.save(epoch + 1)
-            self.completed = self.last_good = epoch + 1
-
-
-class CurvesPlot(tf.keras.callbacks.Callback):
-    """Draws loss and accuracy per epoch from `history.csv` into a PNG after every epoch
-    (placed after the `CSVLogger`, so the file holds the epoch that just ended)."""
-
-    def __init__(self, history_csv, png):
-        super().__init__()
-        self.history_csv, self.png = Path(history_csv), Path(png)
-
-    def on_epoch_end(self, epoch, logs=None):
-        plot_history(self.history_csv, self.png)
 
 
 def read_history(path) -> dict[str, list[float]]:
@@ -317,8 +419,28 @@ def truncate_history(history_csv, epochs: int) -> None:
         saving.write_bytes(path, "".join([header, *kept]).encode())
 
 
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def append_history(history_csv, row: dict) -> None:
+    """Appends one epoch's row; the first row writes the header (`HISTORY_KEYS` first,
+    then the others in sorted order). Values are written with `repr`, so two identical runs write
+    identical files."""
+    path = Path(history_csv)
+    if path.exists() and path.stat().st_size:
+        with open(path, newline="") as f:
+            keys = next(csv.reader(f))
+    else:
+        first = [k for k in HISTORY_KEYS if k in row]
+        keys = [*first, *sorted(k for k in row if k not in first)]
+        path.write_text(",".join(keys) + "\n")
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(["" if row.get(k) is None else repr(row[k]) for k in keys])
+
+
 def plot_history(history_csv, png) -> None:
-    """Loss and accuracy, training and evaluation, per epoch; written atomically."""
+    """Loss and accuracy, training and evaluation, per epoch (whole-epoch ticks); written
+    atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -328,14 +450,15 @@ def plot_history(history_csv, png) -> None:
     history = read_history(history_csv)
     if not history.get("epoch"):
         return
-    epochs = [e + 1 for e in history["epoch"]]
+    epochs = [int(e) + 1 for e in history["epoch"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, label in ((metric, "train"), (f"val_{metric}", "eval")):
             if key in history:
                 ax.plot(epochs, history[key], marker="o", label=label)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, max(epochs) + 0.5)
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -351,60 +474,153 @@ def write_json(path, data: dict) -> None:
     saving.write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
-def fit(model, train_data, eval_data, *, epochs: int, run_dir, initial_epoch=0, checkpoints=None, target=None, callbacks=(), verbose=1):
-    """Trains from `initial_epoch` to `epochs`, keeping the run folder's records.
+EpochData = Callable[[int, int], tf.data.Dataset]
 
-    Callbacks (after any given `callbacks`): ReBNN's oscillation ratio per layer (for models with 1-bit kernels; before
-    the loggers that record it), `history.csv` (on resume, cut to the epochs before
-    `initial_epoch`, then appended to), a checkpoint per finite epoch (after the epoch's
-    row, so that a Ctrl-C between the two repeats the row's epoch rather than losing the
-    row), TensorBoard logs, `curves.png`, and a stop on a NaN loss.
 
-    Raises `Interrupted` on Ctrl-C, after checkpointing the state it was in, and
+def epoch_data(data) -> EpochData:
+    """`data(epoch, skip_batches)` from a dataset factory, or from a fixed `tf.data`
+    dataset (whose iteration must then give the same batches every time for a run
+    resumed mid-epoch to be exact)."""
+    if callable(data):
+        return data
+    return lambda epoch, skip: data.skip(skip)
+
+
+def fit(
+    trainer: Trainer,
+    train_data,
+    eval_data: tf.data.Dataset,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    run_dir,
+    checkpoints: Checkpoints,
+    oscillation: SignOscillation | None = None,
+    completed: int = 0,
+    seconds: float = 0.0,
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float = 600.0,
+    strategy=None,
+    callbacks=(),
+    verbose=1,
+) -> float:
+    """Trains from the state in `trainer` (restored or fresh) to `epochs` epochs of
+    `steps_per_epoch` steps; returns the training seconds of the whole run.
+
+    The place in the data is `trainer.optimizer.iterations`: epoch `iterations // steps`,
+    whose first `iterations % steps` batches are skipped, so a run resumed at any step
+    sees exactly the batches it had not trained on. `completed` epochs have their row in
+    `history.csv` (it is cut back to them first). After every epoch: evaluation, one row
+    of `history.csv` (loss, accuracy, learning rate, oscillation ratios), TensorBoard
+    scalars, `curves.png`, a checkpoint. Checkpoints are also written every
+    `checkpoint_steps` steps and every `checkpoint_seconds` of training, so that a run
+    killed outright loses little. `callbacks` are Keras callbacks, called per epoch and
+    per batch with the student as their model; one that sets `model.stop_training` ends the
+    run after that epoch.
+
+    Raises `Interrupted` on Ctrl-C, after checkpointing the step it stopped at, and
     `TrainingError` when the loss became NaN (the last good checkpoint stays).
     """
     run_dir = Path(run_dir)
-    target = target or model
-    saver = EpochCheckpoint(checkpoints, target) if checkpoints else None
-    if initial_epoch > 0:
-        truncate_history(run_dir / "history.csv", initial_epoch)
-    callbacks = [
-        *callbacks,
-        tf.keras.callbacks.TerminateOnNaN(),
-        *([rebnn.OscillationLogger()] if has_binary_kernels(target) else []),
-        tf.keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
-        *([saver] if saver else []),
-        CurvesPlot(run_dir / "history.csv", run_dir / "curves.png"),
-        tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
-    ]
+    student = trainer.student
+    data = epoch_data(train_data)
+    # outside every scope, get_strategy() is the default (one-device) strategy
+    distributed = strategy is not None and strategy is not tf.distribute.get_strategy()
+    train_function = trainer.make_train_function()
+    callbacks = tf.keras.callbacks.CallbackList(list(callbacks), model=student)
+    history_csv = run_dir / "history.csv"
+    truncate_history(history_csv, completed)
+    writers = {split: tf.summary.create_file_writer(str(run_dir / "logs" / split)) for split in ("train", "validation")}
+    started = time.perf_counter()
+
+    def elapsed():
+        return seconds + time.perf_counter() - started
+
+    def save(epoch):
+        if _finite(student):
+            checkpoints.save(epoch, elapsed())
+            return True
+        return False
+
+    step = int(trainer.optimizer.iterations.numpy())
+    last_save, last_save_time = step, time.perf_counter()
+    done, training_metrics = completed, None
     try:
-        history = model.fit(
-            train_data,
-            validation_data=eval_data,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        for epoch in range(completed, epochs):
+            first = step - epoch * steps_per_epoch
+            if first < 0 or first > steps_per_epoch:
+                raise TrainingError(f"the checkpoint's {step} steps do not fit epoch {epoch + 1} of {steps_per_epoch} steps")
+            if first == 0:
+                trainer.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            progress = tf.keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "accuracy"], verbose=verbose)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            batches = data(epoch, first)
+            if distributed:
+                batches = strategy.experimental_distribute_dataset(batches)
+            iterator = iter(batches)
+            logs = {m.name: float(m.result()) for m in trainer.metrics}
+            for batch in range(first, steps_per_epoch):
+                callbacks.on_train_batch_begin(batch)
+                try:
+                    logs = {k: float(v) for k, v in train_function(iterator).items()}
+                except (tf.errors.OutOfRangeError, StopIteration):
+                    raise TrainingError(
+                        f"the training data ran out after {batch} of {steps_per_epoch} batches of epoch {epoch + 1} "
+                        "(fewer images than the dataset counted: one that failed to decode?)"
+                    ) from None
+                step += 1
+                callbacks.on_train_batch_end(batch, logs)
+                # the bar's last update waits for the evaluation
+                progress.update(batch + 1, [(k, logs[k]) for k in ("loss", "accuracy")], finalize=False)
+                if not math.isfinite(logs["loss"]):
+                    break
+                if (checkpoint_steps and step - last_save >= checkpoint_steps) or (
+                    time.perf_counter() - last_save_time >= checkpoint_seconds
+                ):
+                    save(epoch)
+                    last_save, last_save_time = step, time.perf_counter()
+            row = {"epoch": epoch, "loss": logs.get("loss"), "accuracy": logs.get("accuracy")}
+            row["learning_rate"] = float(trainer.optimizer.learning_rate.numpy())  # of the last step
+            if not math.isfinite(logs.get("loss", math.nan)) or not _finite(student):
+                append_history(history_csv, row)
+                good = int(checkpoints.epoch.numpy()) if checkpoints.latest else 0
+                kept = f"the last good checkpoint (epoch {good}) is kept in {checkpoints.manager.directory}"
+                raise NonFiniteLoss(f"the training loss became NaN in epoch {epoch + 1}; {kept}; try a lower learning rate")
+            # evaluation resets the metrics: keep the epoch's training state for a Ctrl-C here
+            training_metrics = [v.numpy() for m in trainer.metrics for v in m.variables]
+            evaluation = trainer.evaluate(eval_data, verbose=0, return_dict=True)
+            training_metrics = None
+            row.update({f"val_{k}": float(v) for k, v in evaluation.items()})
+            if oscillation is not None:
+                row.update(oscillation.ratios())
+                oscillation.snapshot()
+            append_history(history_csv, row)
+            done = epoch + 1
+            # as Keras' TensorBoard callback lays them out: train/ and validation/, epoch_*
+            for key, value in row.items():
+                if key != "epoch":
+                    split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                    with writers[split].as_default():
+                        tf.summary.scalar(f"epoch_{name}", value, step=epoch)
+            for writer in writers.values():
+                writer.flush()
+            plot_history(history_csv, run_dir / "curves.png")
+            callbacks.on_epoch_end(epoch, row)
+            save(epoch + 1)
+            last_save, last_save_time = step, time.perf_counter()
+            progress.update(steps_per_epoch, [(k, row[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")], finalize=True)
+            if getattr(student, "stop_training", False):  # a callback ended the run (early stop)
+                break
     except KeyboardInterrupt:
-        done = saver.completed if saver and saver.completed else initial_epoch
-        where = ""
-        if checkpoints and _finite(target, None):
-            checkpoints.save(done)
-            where = f"; its state is checkpointed in {Path(checkpoints.manager.directory)}"
-        raise Interrupted(f"interrupted during epoch {done + 1}{where}") from None
-    losses_ = history.history.get("loss", [])
-    if not losses_ or not np.isfinite(losses_[-1]) or "val_loss" not in history.history:
-        epoch = initial_epoch + len(losses_)
-        kept = (
-            f"the last good checkpoint (epoch {saver.last_good}) is kept in {checkpoints.manager.directory}"
-            if saver and saver.last_good
-            else "no checkpoint was good"
-        )
-        raise TrainingError(
-            f"the training loss became NaN in epoch {epoch}; {kept}; try a lower learning rate"
-        )
-    return history
+        # `iterations` counts the steps taken: the checkpoint resumes at the next one.
+        if training_metrics is not None:
+            for variable, value in zip((v for m in trainer.metrics for v in m.variables), training_metrics):
+                variable.assign(value)
+        where = f"; its state is checkpointed in {checkpoints.manager.directory}" if save(done) else ""
+        raise Interrupted(f"interrupted during epoch {step // steps_per_epoch + 1}{where}") from None
+    return elapsed()
 
 
 def has_binary_kernels(model) -> bool:
@@ -420,6 +636,8 @@ class Recipe:
 
     `epochs` is per step; `batch_size` is global (split over a strategy's replicas);
     `weight_decay` None means the recipe's own: 1e-5 in step 1 of two-step, else 0.
+    `schedule`: "linear" (warm-up, then linear decay to zero per step: ReActNet's) or
+    "step" (GAAF's proxy training: `step_decay`).
     """
 
     recipe: str = "one-step"
@@ -430,10 +648,13 @@ class Recipe:
     weight_decay: float | None = None
     label_smoothing: float = 0.0
     jit_compile: bool = False
+    schedule: str = "linear"
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
             raise TrainingError(f"recipe must be one of {', '.join(RECIPES)}; got {self.recipe!r}")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.warmup_epochs >= self.epochs:
             raise TrainingError(f"the warm-up ({self.warmup_epochs} epochs) must be shorter than a step ({self.epochs} epochs)")
 
@@ -445,11 +666,11 @@ class Recipe:
         return [("step1", method.replace(binarise="activations"), first), ("step2", method, 0.0)]
 
 
-def transfer_weights(source, target) -> int:
+def transfer_weights(source, target, *, what: str = "step-1 weight(s) into step 2") -> int:
     """Copies every weight of `source` into the same place in `target` (layers in the same
     order, weights by name and shape), and returns how many; raises `TrainingError` if
-    any source weight has no place. Extra target weights keep their values, except that
-    ReBNN's alpha is set from the kernel it receives."""
+    any source weight has no place. Extra target weights keep their values, unless the
+    layer's `after_transfer` sets them (ReBNN's learned alpha from the kernel it receives)."""
     src_layers = [layer for layer in costs.flat_layers(source)]
     dst_layers = [layer for layer in costs.flat_layers(target)]
     if len(src_layers) != len(dst_layers):
@@ -457,19 +678,24 @@ def transfer_weights(source, target) -> int:
     missing, copied = [], 0
     for src, dst in zip(src_layers, dst_layers):
         places = {_short(w): w for w in dst.weights}
+        received = set()
         for w in src.weights:
             place = places.get(_short(w))
             if place is None or place.shape != w.shape:
                 missing.append(f"{src.name}/{_short(w)} {tuple(w.shape)}")
                 continue
             place.assign(w)
+            received.add(_short(w))
             copied += 1
-        if isinstance(dst, rebnn.ReBNNConv2D) and src.weights:
-            dst.init_alpha()
+        if received and isinstance(dst, hooks.TrainingHook):
+            dst.after_transfer(received)  # e.g. ReBNN's scale from the kernel it received
     if missing:
         listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise TrainingError(f"cannot transfer {len(missing)} step-1 weight(s) into step 2: {listed}")
+        raise TrainingError(f"cannot transfer {len(missing)} {what}: {listed}")
     return copied
+
+
+_STEP, _INIT = "step-1 weight(s) into step 2", "initial weight(s) into this model"
 
 
 def _short(weight) -> str:
@@ -484,10 +710,41 @@ def _step_dir(run_dir: Path, name: str) -> Path:
     return path
 
 
+def check_same_method(source, target) -> None:
+    """Refuses to start `target` from `source` when their layers differ in kind (another
+    method or backbone), naming the first difference."""
+    src, dst = list(costs.flat_layers(source)), list(costs.flat_layers(target))
+    for a, b in zip(src, dst):
+        if type(a) is not type(b) and not _real_and_binary(a, b):
+            raise TrainingError(
+                f"the initial weights are of another model or method: layer {a.name} is a "
+                f"{type(a).__name__} there and {b.name} a {type(b).__name__} here"
+            )
+    if len(src) != len(dst):
+        raise TrainingError(f"the initial weights are of another model: {len(src)} layers there, {len(dst)} here")
+
+
+def _real_and_binary(a, b) -> bool:
+    """Real-weight and binary forms of one convolution (the two steps of a recipe)."""
+    conv = (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
+    return isinstance(a, conv) and isinstance(b, conv)
+
+
+def run_seconds(run_dir, recipe: "Recipe", method) -> float:
+    """Training seconds of a run: every step's, every segment's (resumed runs included),
+    as its latest checkpoint records them."""
+    total = 0.0
+    for name, _, _ in recipe.steps(method):
+        latest = tf.train.latest_checkpoint(str(Path(run_dir) / name / "checkpoints"))
+        if latest:
+            total += float(tf.train.load_variable(latest, "seconds/.ATTRIBUTES/VARIABLE_VALUE"))
+    return total
+
+
 def train(
     build: Callable,
     method,
-    train_data: tf.data.Dataset,
+    train_data,
     eval_data: tf.data.Dataset,
     recipe: Recipe,
     run_dir,
@@ -496,22 +753,29 @@ def train(
     teacher: Callable | None = None,
     strategy: tf.distribute.Strategy | None = None,
     resume: bool = False,
+    init: Callable | None = None,
     verbose=1,
     on_step: Callable | None = None,
     callbacks=(),
+    checkpoint_steps: int | None = None,
+    checkpoint_seconds: float = 600.0,
 ):
     """Trains `build(method)` with `recipe`, writing the run folder; returns the model.
 
     - `build(method)` builds the (uncompiled) model; `teacher()` the frozen teacher, if
-      distilling (both are called inside the strategy's scope).
+      distilling; `init()` a model whose weights the first step starts from (same layers,
+      checked by `check_same_method`). All are called inside the strategy's scope.
+    - `train_data` is `data(epoch, skip_batches) -> tf.data.Dataset` (one epoch, the same
+      batches every time it is built: see `data.pipeline`) or a fixed dataset.
     - Two-step: step 1 trains `method` with real weights, step 2 the binary `method`
       starting from step 1's weights (every one of them must carry over).
-    - `resume`: steps with a `model.h5` are done; the first one without restarts from its
-      latest checkpoint, at the epoch after it, with its optimiser state.
+    - `resume`: steps with a `model.h5` are done (unless the last one has fewer epochs
+      than `recipe.epochs`: it is extended); the first one that is not restarts from its
+      latest checkpoint, at the step after it, with its optimiser and metric state.
     - Under a multi-worker strategy, only the chief writes `run_dir`; other workers write
       to a temporary folder, removed at the end.
     - `on_step(name, method, weight_decay)` is called as each step starts; `callbacks`
-      go to every `fit`.
+      (Keras callbacks) go to every step's `fit`.
     """
     strategy = strategy or tf.distribute.get_strategy()
     if recipe.batch_size % strategy.num_replicas_in_sync:
@@ -521,22 +785,28 @@ def train(
         )
     chief = is_chief(strategy)
     out = Path(run_dir) if chief else Path(tempfile.mkdtemp(prefix="lqm-worker-"))
-    train_data, eval_data = distribute(train_data), distribute(eval_data)
+    if callable(train_data):
+        make_data = train_data
+        train_data = lambda epoch, skip: distribute(make_data(epoch, skip))  # noqa: E731
+    else:
+        train_data = distribute(train_data)
+    eval_data = distribute(eval_data)
+    steps = recipe.steps(method)
     try:
         previous = model = None
-        for name, step_method, weight_decay in recipe.steps(method):
+        worked = False
+        for index, (name, step_method, weight_decay) in enumerate(steps):
             step_dir = _step_dir(out, name)
             final = step_dir / "model.h5"
             if resume and final.exists():
-                previous = final
-                continue
+                last = index == len(steps) - 1
+                if not last or _checkpoint_epochs(step_dir / "checkpoints") >= recipe.epochs:
+                    previous = final
+                    continue
             if on_step:
                 on_step(name, step_method, weight_decay)
             with strategy.scope():
                 model = build(step_method)
-                if previous is not None:
-                    source = previous if isinstance(previous, tf.keras.Model) else saving.load_model(previous)
-                    transfer_weights(source, model)
                 trainer = compile_classifier(
                     model,
                     learning_rate=recipe.learning_rate,
@@ -546,23 +816,52 @@ def train(
                     label_smoothing=recipe.label_smoothing,
                     teacher=teacher() if teacher else None,
                     jit_compile=recipe.jit_compile,
+                    schedule=step_decay(recipe.learning_rate, steps_per_epoch) if recipe.schedule == "step" else None,
                 )
-                checkpoints = Checkpoints(step_dir / "checkpoints", model, trainer.optimizer)
-                initial_epoch = checkpoints.restore(model) if resume else 0
-            if initial_epoch < recipe.epochs:
-                fit(
-                    trainer, train_data, eval_data, epochs=recipe.epochs, run_dir=step_dir,
-                    initial_epoch=initial_epoch, checkpoints=checkpoints, target=model, callbacks=callbacks,
-                    verbose=verbose,
-                )  # fmt: skip
+                oscillation = SignOscillation(model) if has_binary_kernels(model) else None
+                checkpoints = Checkpoints(
+                    step_dir / "checkpoints", model, trainer.optimizer, metrics=trainer.metrics, oscillation=oscillation
+                )
+                restoring = resume and checkpoints.latest is not None
+                if not restoring:
+                    source = previous if previous is not None else (init() if init and index == 0 else None)
+                    if source is not None:
+                        source = source if isinstance(source, tf.keras.Model) else saving.load_model(source)
+                        if previous is None:
+                            check_same_method(source, model)
+                        transfer_weights(source, model, what=_INIT if previous is None else _STEP)
+                        if oscillation is not None:
+                            oscillation.snapshot()
+                completed = checkpoints.restore(model) if restoring else 0
+                seconds = float(checkpoints.seconds.numpy()) if restoring else 0.0
+            fit(
+                trainer, train_data, eval_data, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+                run_dir=step_dir, checkpoints=checkpoints, oscillation=oscillation, completed=completed,
+                seconds=seconds, checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
+                strategy=strategy, callbacks=callbacks, verbose=verbose,
+            )  # fmt: skip
             saving.save_model(model, final)
-            previous = model
+            previous, worked = model, True
             resume = False  # later steps start afresh
-        if model is None:
-            raise TrainingError(f"{run_dir} is complete: every step has its model.h5")
+        if not worked:
+            raise TrainingError(f"{run_dir} is complete: every step has its model.h5 and {recipe.epochs} epoch(s)")
         if name:
             saving.save_model(model, out / "model.h5")
         return model
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def is_complete(run_dir, recipe: Recipe, method) -> bool:
+    """Whether every step of the run has its model.h5 and the last one `recipe.epochs`."""
+    steps = recipe.steps(method)
+    if not all((Path(run_dir) / name / "model.h5").exists() for name, _, _ in steps):
+        return False
+    return _checkpoint_epochs(Path(run_dir) / steps[-1][0] / "checkpoints") >= recipe.epochs
+
+
+def _checkpoint_epochs(folder) -> int:
+    """Completed epochs of the latest checkpoint in `folder` (0 if none)."""
+    latest = tf.train.latest_checkpoint(str(folder))
+    return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0

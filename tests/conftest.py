@@ -11,14 +11,25 @@ from tests.helpers import write_idx
 REAL_FASHION_MNIST = os.environ.get("LQM_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
 
+def write_tiny_fashion_mnist(folder):
+    """40 train and 20 test Fashion-MNIST-shaped images, label = image index % 10."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return folder
+
+
 @pytest.fixture
 def tiny_fashion_mnist(tmp_path):
     """A Fashion-MNIST-shaped folder: 40 train and 20 test images, label = image index % 10."""
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 40), ("t10k", 20)):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    return tmp_path
+    return write_tiny_fashion_mnist(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """As `tiny_fashion_mnist`, shared by a module's runs."""
+    return write_tiny_fashion_mnist(tmp_path_factory.mktemp("fashion"))
 
 
 @pytest.fixture

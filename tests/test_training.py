@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods import costs, losses, rebnn, saving, training
+from larq_methods import costs, hooks, losses, rebnn, saving, training
 from larq_methods.method import Method
 from tests.helpers import mini_data, mini_model, perturb
 
@@ -79,7 +79,7 @@ def test_distillation_loss_by_hand():
     x, y = mini_data(8)
     student, teacher = perturb(mini_model()), perturb(mini_model(Method(binarise="none")), seed=1)
     distiller = training.compile_classifier(student, learning_rate=1e-3, total_steps=10, teacher=teacher)
-    assert isinstance(distiller, training.Distiller)
+    assert isinstance(distiller, training.Trainer) and distiller.teacher is teacher
     p_s, p_t = student(x).numpy(), teacher(x).numpy()
     expected = np.mean(-np.sum(p_t * np.log(p_s), axis=-1))
     got = distiller.compute_loss(tf.constant(x), tf.constant(y), tf.constant(p_s))
@@ -99,15 +99,53 @@ def test_distillation_trains_the_student_only():
 
 
 def test_distilling_a_rebnn_student_updates_its_gamma():
-    """Building a ReBNNModel first (Keras then rewrites its bases to Functional) must not
-    stop a Distiller from being built, and the Distiller's step updates ReBNN's gamma."""
+    """ReBNN's adaptive balance is a training hook of its layers: the one training step
+    updates it for any model, a distilled student included (no model subclass)."""
     x, y = mini_data(32)
-    student = mini_model(Method(weights="learned"))
-    assert isinstance(student, rebnn.ReBNNModel)
+    student = mini_model(Method(weights="learned", gamma="adaptive"))
     teacher = perturb(mini_model(Method(binarise="none")), seed=1)
     distiller = training.compile_classifier(student, learning_rate=1e-2, total_steps=2, teacher=teacher)
     distiller.fit(_batches(x, y), epochs=1, verbose=0)
     assert float(tf.reduce_max(student.get_layer("b1_bconv").balance)) > 0
+
+
+class _CountingHook(hooks.TrainingHook, tf.keras.layers.Layer):
+    """Scales its input by a non-trainable `v`; records what the training step hands it."""
+
+    def build(self, input_shape):
+        self.v = self.add_weight(name="v", shape=(), initializer="ones", trainable=False)
+        self.steps = self.add_weight(name="steps", shape=(), initializer="zeros", trainable=False)
+        self.last_grad = self.add_weight(name="last_grad", shape=(), initializer="zeros", trainable=False)
+
+    def call(self, x):
+        return x * self.v
+
+    def hook_variables(self):
+        return [self.v]
+
+    def before_update(self):
+        return self.steps + 0.0
+
+    def after_update(self, state, grads):
+        self.steps.assign(state + 1.0)
+        self.last_grad.assign(grads[0])
+
+
+def test_training_step_calls_every_hooked_layer():
+    """The trainer watches a hook's variables, and hands it dL/dv after the update."""
+    x, y = mini_data(16)
+    inputs = tf.keras.Input((8, 8, 1))
+    hook = _CountingHook()
+    outputs = tf.keras.layers.Dense(4)(tf.keras.layers.Flatten()(hook(inputs)))
+    model = tf.keras.Model(inputs, outputs)
+    trainer = training.compile_classifier(model, learning_rate=0.0, total_steps=2)
+    with tf.GradientTape() as tape:
+        tape.watch(hook.v)
+        loss = trainer.compute_loss(x, tf.constant(y), model(x, training=True))
+    expected = float(tape.gradient(loss, hook.v))
+    trainer.fit(_batches(x, y), epochs=1, verbose=0)  # one step, learning rate 0: weights stay
+    assert float(hook.steps) == 1.0
+    np.testing.assert_allclose(float(hook.last_grad), expected, rtol=1e-5)
 
 
 # -- two-step -----------------------------------------------------------------------------
@@ -202,24 +240,42 @@ class _InterruptAt(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_continues_at_the_right_epoch_with_the_same_optimiser_state(tmp_path):
+@pytest.mark.parametrize("epoch, batch", [(1, 0), (1, 2), (0, 3)])
+def test_resume_equals_the_uninterrupted_run(tmp_path, epoch, batch):
+    """Ctrl-C at an epoch boundary or mid-epoch, then resume: the same number of steps, the
+    same batches, bit-identical weights, optimiser state and history."""
     x, y = mini_data(64)
     recipe = training.Recipe(epochs=3, batch_size=16, learning_rate=1e-2)
     straight = _train(tmp_path, recipe, x=x, y=y, name="straight")
-    straight_iterations = int(straight.optimizer.iterations) if straight.optimizer else None
 
-    with pytest.raises(training.Interrupted, match="interrupted during epoch 2"):
-        _train(tmp_path, recipe, x=x, y=y, name="cut", callbacks=[_InterruptAt(1, 0)])
-    history = training.read_history(tmp_path / "cut" / "history.csv")
-    assert history["epoch"] == [0.0]
+    with pytest.raises(training.Interrupted, match=f"interrupted during epoch {epoch + 1}"):
+        _train(tmp_path, recipe, x=x, y=y, name="cut", callbacks=[_InterruptAt(epoch, batch)])
+    history = training.read_history(tmp_path / "cut" / "history.csv") if epoch else {"epoch": []}
+    assert history["epoch"] == list(range(epoch))
 
     resumed = _train(tmp_path, recipe, x=x, y=y, name="cut", resume=True)
-    assert training.read_history(tmp_path / "cut" / "history.csv")["epoch"] == [0.0, 1.0, 2.0]
-    assert int(resumed.optimizer.iterations) == straight_iterations == 12
+    assert (tmp_path / "cut" / "history.csv").read_text() == (tmp_path / "straight" / "history.csv").read_text()
     for a, b in zip(straight.weights, resumed.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
-    for a, b in zip(straight.optimizer.variables(), resumed.optimizer.variables()):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    straight_ckpt, cut_ckpt = (tf.train.latest_checkpoint(str(tmp_path / r / "checkpoints")) for r in ("straight", "cut"))
+    assert tf.train.load_variable(cut_ckpt, "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 12
+    names = [n for n, _ in tf.train.list_variables(straight_ckpt) if not n.startswith(("seconds", "save_counter", "_CHECKPOINTABLE"))]
+    assert sum(n.startswith("optimizer/_variables/") for n in names) > 10  # Adam's moments are compared too
+    for name in names:
+        np.testing.assert_array_equal(tf.train.load_variable(straight_ckpt, name), tf.train.load_variable(cut_ckpt, name), err_msg=name)
+
+
+def test_extending_a_finished_run(tmp_path):
+    """A finished run of 1 epoch extended to 2 continues from its last state: 2 rows, 8
+    steps, and the same weights as a run planned for 2 epochs whose schedule was cut at 1."""
+    x, y = mini_data(64)
+    _train(tmp_path, training.Recipe(epochs=1, batch_size=16, learning_rate=1e-2), x=x, y=y)
+    first = [w.numpy() for w in saving.load_model(tmp_path / "run" / "model.h5").weights]
+    model = _train(tmp_path, training.Recipe(epochs=2, batch_size=16, learning_rate=1e-2), x=x, y=y, resume=True)
+    assert training.read_history(tmp_path / "run" / "history.csv")["epoch"] == [0, 1]
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert tf.train.load_variable(latest, "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 8
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(first, model.weights))
 
 
 def test_an_interrupted_run_leaves_a_loadable_checkpoint(tmp_path):
@@ -306,3 +362,18 @@ def test_truncate_history(tmp_path):
     training.truncate_history(path, 5)  # nothing to cut
     assert path.read_text() == "epoch,loss\n0,2.5\n1,2.0\n"
     training.truncate_history(tmp_path / "absent.csv", 1)  # no file: nothing to do
+
+
+def test_transfer_keeps_a_received_rebnn_scale_and_initialises_a_missing_one():
+    """Between two ReBNN models (--init) the learned scale is copied as it is; from a
+    real-weight step 1, which has none, it starts at mean|W| of the received kernel."""
+    source = perturb(mini_model(Method(weights="learned")))
+    target = mini_model(Method(weights="learned"))
+    training.transfer_weights(source, target, what="initial weight(s)")
+    alpha = source.get_layer("b1_bconv").alpha.numpy()
+    assert not np.allclose(alpha, np.mean(np.abs(source.get_layer("b1_bconv").kernel.latent_variable.numpy()), axis=(0, 1, 2)))
+    np.testing.assert_array_equal(target.get_layer("b1_bconv").alpha.numpy(), alpha)
+    step1 = perturb(mini_model(Method(weights="learned", binarise="activations")))
+    training.transfer_weights(step1, target)
+    kernel = step1.get_layer("b1_bconv").kernel.numpy()
+    np.testing.assert_allclose(target.get_layer("b1_bconv").alpha.numpy(), np.mean(np.abs(kernel), axis=(0, 1, 2)), rtol=1e-6)

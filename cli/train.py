@@ -1,0 +1,182 @@
+"""`lqm train`: parse the options into a `zoo.run.RunConfig` and run it."""
+
+from __future__ import annotations  # annotations name lazy modules
+
+import dataclasses
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from cli import catalogue
+from cli.common import data_options, lazy, one_line_errors, zoo
+
+data = lazy("larq_methods.data")
+saving = lazy("larq_methods.saving")
+training = lazy("larq_methods.training")
+lqmethod = lazy("larq_methods.method")
+lqrun = lazy("zoo.run")
+
+
+def method_options(f):
+    """Options that change the named model's method, part by part."""
+    options = [
+        click.option("--method", "preset", type=click.Choice(catalogue.CHOICES["presets"]), help="Start from this method preset instead of the model's own."),
+        click.option("--threshold", type=click.Choice(catalogue.CHOICES["thresholds"]), help="Sign threshold."),
+        click.option("--activation", type=click.Choice(catalogue.CHOICES["activations"]), help="Activation of the block."),
+        click.option("--weights", "weight_binarisation", type=click.Choice(catalogue.CHOICES["weights"]), help="Weight binarisation: mean-abs (ReActNet), rebnn-code (ReBNN as the authors released it), learned (ReBNN, our scale) or sign (unscaled: GAAF's proxy)."),
+        click.option("--gamma", help="ReBNN balance: 'adaptive' or a number such as 2e-4."),
+        click.option("--gaaf", help="GAAF genome of a complementary activation before the sign, e.g. 'add(sin,x)'."),
+        click.option("--groups", type=click.IntRange(min=1), help="Groups of the 3x3 binary convolutions."),
+        click.option("--downsample", type=click.Choice(catalogue.CHOICES["downsamples"]), help="Shortcut 1x1 convolution: real or binary."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+# the options `method_options` adds, by parameter name
+METHOD_PARTS = ("preset", "threshold", "activation", "weight_binarisation", "gamma", "gaaf", "groups", "downsample")
+
+
+def resolve_method(model_name, preset=None, **parts) -> lqmethod.Method:
+    """The named model's method (or `preset`), with the given parts replaced."""
+    base = zoo.PRESETS[preset] if preset else zoo.get_entry(model_name).method
+    changes = {k: v for k, v in parts.items() if v is not None}
+    if "weight_binarisation" in changes:
+        changes["weights"] = changes.pop("weight_binarisation")
+    if "gamma" in changes and changes["gamma"] != "adaptive":
+        try:
+            changes["gamma"] = float(changes["gamma"])
+        except ValueError:
+            raise lqmethod.MethodError(f"--gamma must be 'adaptive' or a number, not {changes['gamma']!r}") from None
+    return base.replace(**changes) if changes else base
+
+
+def _command_line() -> str:
+    """This command line, shell-quoted, to paste back."""
+    root = click.get_current_context().find_root().command
+    return shlex.join(map(str, getattr(root, "argv", None) or ["lqm", *sys.argv[1:]]))
+
+
+def _absolute(spec):
+    """A path that exists, made absolute (so that `--resume` works from any folder); a
+    name (a dataset, a registered model) as it is."""
+    if spec is None or not Path(spec).expanduser().exists():
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
+def _config(o: dict, data_dir) -> lqrun.RunConfig:
+    """The run configuration the options `o` describe."""
+    dataset = o["dataset"]
+    default_train, default_eval = data.default_splits(dataset)
+    method = resolve_method(o["model_name"], **{k: o[k] for k in METHOD_PARTS})
+    recipe = training.Recipe(
+        recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"], learning_rate=o["learning_rate"],
+        warmup_epochs=o["warmup_epochs"], weight_decay=o["weight_decay"], label_smoothing=o["label_smoothing"],
+        jit_compile=o["xla"],
+    )  # fmt: skip
+    return lqrun.RunConfig(
+        model=o["model_name"],
+        method=method,
+        recipe=recipe,
+        data=lqrun.DataConfig(
+            # a folder by its absolute path, so that --resume works from anywhere
+            dataset=_absolute(dataset),
+            data_dir=str(Path(data_dir).resolve()) if data_dir else None,
+            train_split=o["train_split"] or default_train,
+            eval_split=o["eval_split"] or default_eval,
+            image_size=o["image_size"],
+            channels=int(o["channels"]) if o["channels"] else None,
+            validation_split=o.get("validation_split"),
+            skip_bad_images=bool(o.get("skip_bad_images")),
+        ),
+        alpha=o["alpha"],
+        seed=o["seed"],
+        teacher=_absolute(o["teacher"]),
+        init=_absolute(o["init"]),
+        strategy=o["strategy"],
+        deterministic=o["deterministic"],
+        checkpoint_steps=o["checkpoint_steps"],
+        commands=(_command_line(),),
+    )
+
+
+@click.command()
+@click.argument("model_name", metavar="MODEL", required=False)
+@data_options
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="Epochs (per step with --recipe two-step); with --resume, extends the run to this many.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Global batch size, split over the strategy's replicas.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's peak rate, decayed linearly to zero per step.")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Linear warm-up before the decay.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two-step, else 0].")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--recipe", type=click.Choice(catalogue.CHOICES["recipes"]), default="one-step", show_default=True, help="two-step: ReActNet's step 1 (binary activations, real weights), then step 2 (all binary) from step 1's weights.")
+@click.option("--teacher", metavar="MODEL_FILE|RUN|NAME", help="Distil from this frozen model with the distributional loss (e.g. a trained float-resnet18).")
+@click.option("--init", metavar="MODEL_FILE|RUN|NAME", help="Start from these weights (a model file, a run folder's model.h5, or a registered name's pretrained weights): same model and method.")
+@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")
+@click.option("--image-size", type=click.IntRange(min=8), help="Input height and width [default: the dataset's].")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels [default: the dataset's].")
+@click.option("--train-split", help="TFDS-style split, e.g. 'train[:10%]' [default: train].")
+@click.option("--eval-split", help="Split to evaluate on [default: test, or validation for ImageNet].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initial weights, data order and augmentation.")
+@click.option("--deterministic/--no-deterministic", default=True, show_default=True, help="TensorFlow op determinism: the same seed gives bit-identical runs on one machine.")
+@click.option("--checkpoint-steps", type=click.IntRange(min=1), help="Also checkpoint every this many steps (besides every epoch and every 10 minutes).")
+@click.option("--strategy", type=click.Choice(catalogue.CHOICES["strategies"]), default="default", show_default=True, help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
+@click.option("--xla", is_flag=True, help="Compile the training step with XLA (jit_compile).")
+@click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
+@click.option("--resume", type=click.Path(), metavar="RUN", help="Continue the run in folder RUN from its latest checkpoint, with the options of RUN/config.json (only --epochs may change: it extends the run).")
+@method_options
+@click.pass_context
+def train(ctx, data_dir, output, resume, **options):
+    """Train MODEL and write a run folder: config.json, checkpoints/, logs/ (TensorBoard),
+    history.csv, curves.png, model.h5 and results.json.
+
+    MODEL is a backbone or a named model (`lqm models`); the method options change its
+    method part by part, e.g. `lqm train reactnet-18 --threshold insta --activation fprelu`.
+    Ctrl-C checkpoints the run; `lqm train --resume RUN` continues it exactly where it
+    stopped, and `lqm train --resume RUN --epochs N` extends it to N epochs.
+    """
+    with one_line_errors():
+        if resume:
+            run_dir = Path(resume)
+            given = [
+                "MODEL" if k == "model_name" else f"--{k.replace('_', '-')}" for k in options
+                if k != "epochs" and ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+            ]  # fmt: skip
+            if data_dir:
+                given.append("--data-dir")
+            if given or output:
+                raise click.UsageError(
+                    f"--resume takes the run's options from its config.json (only --epochs may change); "
+                    f"drop {', '.join(given or ['--output'])}"
+                )
+            config = lqrun.RunConfig.load(run_dir)
+            if ctx.get_parameter_source("epochs") is not click.core.ParameterSource.DEFAULT:
+                epochs = options["epochs"]
+                if epochs < config.recipe.epochs:
+                    raise training.TrainingError(f"{run_dir} has {config.recipe.epochs} epoch(s) per step; --epochs can only extend it")
+                if epochs > config.recipe.epochs:
+                    config = config.replace(
+                        recipe=dataclasses.replace(config.recipe, epochs=epochs),
+                        commands=(*config.commands, _command_line()),
+                    )
+        else:
+            if not options["model_name"]:
+                raise click.UsageError("missing MODEL (or --resume RUN)")
+            zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
+            config = _config(options, data_dir)
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
+        try:
+            results = lqrun.run(config, run_dir, resume=bool(resume), echo=click.echo)
+        except training.Interrupted as e:
+            click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
+            ctx.exit(130)
+    click.echo(
+        f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
+        f"images after {results['train_seconds']:.0f} s of training; model saved to {run_dir / 'model.h5'}"
+    )

@@ -1,0 +1,349 @@
+"""A training run as a library object: `RunConfig` says everything that makes a run what it
+is, and `run(config, run_dir)` trains it into a run folder, fresh or resumed.
+
+`config.json` in the run folder is `RunConfig.to_json()`; resuming reads it back with
+`RunConfig.from_json` and never re-derives anything from presets or defaults, so a run
+resumes as the model it started as even after a preset has changed. `lqm train`, the
+leaderboard and the GAAF proxy training all call `run`.
+
+    config = RunConfig(model="reactnet-18", method=zoo.get_entry("reactnet-18").method,
+                       recipe=training.Recipe(epochs=3), data=DataConfig(), alpha=0.25)
+    results = run(config, "runs/r18")          # fresh; writes config.json first
+    results = run(RunConfig.load("runs/r18"), "runs/r18", resume=True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import tensorflow as tf
+
+import larq_methods
+from larq_methods import costs, data, saving, training
+from larq_methods.method import Method
+from zoo.registry import UnknownModelError, create_model, get_entry
+
+CONFIG_VERSION = 1
+
+
+class RunConfigError(ValueError):
+    """A run configuration that cannot be read or used."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where a run's images come from and how they are shaped.
+
+    `dataset` is `fashion_mnist` (local IDX files), a tensorflow-datasets name or a folder
+    of class subfolders; the splits use TFDS syntax (`train[:10%]`); `image_size` and
+    `channels` are the model's input (the dataset's own when it was created without them).
+    """
+
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    image_size: int | None = None
+    channels: int | None = None
+    validation_split: float | None = None
+    skip_bad_images: bool = False
+
+    def load(self, split: str, seed: int = 0) -> data.Dataset:
+        extra = {}  # folder-dataset options, passed only when set
+        if self.validation_split is not None:
+            extra.update(validation_split=self.validation_split, seed=seed)
+        if self.skip_bad_images:
+            extra["skip_bad_images"] = True
+        return data.load(self.dataset, split, self.data_dir, **extra)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that makes a training run what it is.
+
+    - `model`: a registered name (`lqm models`): it says the backbone; `method` is the
+      full method trained (the named model's own, or changed part by part).
+    - `recipe`: one- or two-step, epochs per step, batch, learning rate, warm-up, weight
+      decay, label smoothing, XLA.
+    - `data`, `alpha` (width), `seed` (initial weights, data order, augmentation).
+    - `teacher`: distil from this model file, run folder or registered name; `init`:
+      start from the weights of one.
+    - `strategy`: `tf.distribute` strategy name; `deterministic`: op determinism (the
+      same config and seed give bit-identical weights and history on one machine).
+    - `checkpoint_steps` / `checkpoint_seconds`: checkpoints within an epoch, so that a
+      killed run loses little; they do not change the result.
+    - `commands`: the command lines (shell-quoted) that created or extended the run.
+    """
+
+    model: str
+    method: Method
+    recipe: training.Recipe = field(default_factory=training.Recipe)
+    data: DataConfig = field(default_factory=DataConfig)
+    alpha: float = 1.0
+    seed: int = 0
+    teacher: str | None = None
+    init: str | None = None
+    strategy: str = "default"
+    deterministic: bool = True
+    checkpoint_steps: int | None = None
+    checkpoint_seconds: float = 600.0
+    commands: tuple[str, ...] = ()
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["commands"] = list(self.commands)
+        return {"version": CONFIG_VERSION, **out}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> RunConfig:
+        """Reads `to_json`'s dict, or a config of the first `lqm train` (no version)."""
+        if not isinstance(obj, dict):
+            raise RunConfigError("a run configuration is a JSON object")
+        version = obj.get("version")
+        if version is None and "options" in obj:
+            return _from_unversioned(obj)
+        if version != CONFIG_VERSION:
+            raise RunConfigError(f"config version {version!r} is not one this lqm reads (version {CONFIG_VERSION}); use the lqm that wrote it")
+        try:
+            parts = {k: v for k, v in obj.items() if k not in ("version", "info")}  # info: derived, never read
+            parts["method"] = Method(**parts["method"])
+            parts["recipe"] = training.Recipe(**parts.get("recipe", {}))
+            parts["data"] = DataConfig(**parts.get("data", {}))
+            parts["commands"] = tuple(parts.get("commands", ()))
+            return cls(**parts)
+        except (TypeError, KeyError, ValueError) as e:
+            raise RunConfigError(f"unreadable run configuration: {e}") from None
+
+    @classmethod
+    def load(cls, run_dir) -> RunConfig:
+        path = Path(run_dir) / "config.json"
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no readable config.json)") from None
+        try:
+            return cls.from_json(obj)
+        except RunConfigError as e:
+            raise RunConfigError(f"{path}: {e}") from None
+
+
+def _from_unversioned(obj: dict) -> RunConfig:
+    """The first `lqm train`'s config.json: the click options plus the resolved method."""
+    o = obj["options"]
+    try:
+        recipe = training.Recipe(
+            recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"], learning_rate=o["learning_rate"],
+            warmup_epochs=o.get("warmup_epochs", 0.0), weight_decay=o.get("weight_decay"),
+            label_smoothing=o.get("label_smoothing", 0.0), jit_compile=bool(o.get("xla")),
+        )  # fmt: skip
+        shape = obj.get("input_shape") or [o.get("image_size"), o.get("image_size"), o.get("channels")]
+        return RunConfig(
+            model=o["model_name"],
+            method=Method(**obj["method"]),
+            recipe=recipe,
+            data=DataConfig(
+                dataset=o["dataset"], data_dir=obj.get("data_dir"), train_split=obj.get("train_split") or "train",
+                eval_split=obj.get("eval_split") or "test", image_size=shape[0],
+                channels=int(shape[2]) if shape[2] else None,
+            ),  # fmt: skip
+            alpha=o["alpha"],
+            seed=o["seed"],
+            teacher=o.get("teacher"),
+            strategy=obj.get("strategy", "default"),
+            deterministic=False,  # it was not
+            commands=(obj["command"],) if obj.get("command") else (),
+        )
+    except (TypeError, KeyError, ValueError) as e:
+        raise RunConfigError(f"unreadable configuration of an older lqm: {e}") from None
+
+
+# -- models a run starts from or learns from ------------------------------------------------
+
+
+def load_model_spec(spec: str, role: str, dataset: str, input_shape, num_classes) -> tf.keras.Model:
+    """A model named on the command line: a model file, a run folder (its model.h5), or a
+    registered name with pretrained weights for `dataset`; its input and classes must fit
+    the run's. `role` names the option in errors ("--teacher", "--init")."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "model.h5").exists():
+            raise saving.FileError(f"{role} {spec}: the run folder has no model.h5 (has it finished?)")
+        path = path / "model.h5"
+    if path.exists():
+        model = saving.load_model(path)
+    else:
+        try:
+            get_entry(spec)
+        except UnknownModelError:
+            raise saving.FileError(f"{role} {spec}: neither a model file, a run folder nor a model name") from None
+        try:
+            model = create_model(spec, weights=dataset, input_shape=input_shape, num_classes=num_classes)
+        except (ValueError, OSError) as e:
+            raise training.TrainingError(
+                f"{role} {spec}: no pretrained {dataset} weights that fit ({str(e).splitlines()[0]}); "
+                f"train it first, e.g. `lqm train {spec} --output runs/{spec}`, and pass runs/{spec}"
+            ) from None
+    if tuple(model.input_shape[1:]) != tuple(input_shape) or model.output_shape[-1] != num_classes:
+        raise training.TrainingError(
+            f"{role} {spec} takes {model.input_shape[1:]} and gives {model.output_shape[-1]} "
+            f"classes; this run's model takes {tuple(input_shape)} and gives {num_classes}"
+        )
+    return model
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """What `prepare` resolves: the config with the dataset's shape filled in, the data."""
+
+    config: RunConfig
+    train_set: data.Dataset
+    eval_set: data.Dataset
+    input_shape: tuple[int, int, int]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.train_set.num_examples // self.config.recipe.batch_size)
+
+    def build(self, method: Method) -> tf.keras.Model:
+        """The run's model with `method`, from the run's seed (the same initial weights
+        every time)."""
+        tf.keras.utils.set_random_seed(self.config.seed)
+        return create_model(
+            self.config.model, input_shape=self.input_shape, num_classes=self.train_set.num_classes,
+            alpha=self.config.alpha, method=method,
+        )  # fmt: skip
+
+    def train_data(self, epoch: int, skip: int) -> tf.data.Dataset:
+        return data.pipeline(
+            self.train_set, training=True, seed=self.config.seed, epoch=epoch, skip_batches=skip, **self._pipe
+        )
+
+    def eval_data(self) -> tf.data.Dataset:
+        return data.pipeline(self.eval_set, training=False, **self._pipe)
+
+    @property
+    def _pipe(self) -> dict:
+        size, _, channels = self.input_shape
+        return dict(image_size=size, channels=channels, batch_size=self.config.recipe.batch_size)
+
+    def load(self, spec: str, role: str) -> tf.keras.Model:
+        return load_model_spec(spec, role, self.config.data.dataset, self.input_shape, self.train_set.num_classes)
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Loads the run's data and resolves what the config left to the dataset (splits'
+    defaults are resolved by whoever made the config; input size and channels here)."""
+    get_entry(config.model)  # an unknown name fails before any data is read
+    train_set = config.data.load(config.data.train_split, config.seed)
+    eval_set = config.data.load(config.data.eval_split, config.seed)
+    if train_set.num_classes != eval_set.num_classes:
+        raise data.DatasetError(f"{config.data.train_split} has {train_set.num_classes} classes, {config.data.eval_split} {eval_set.num_classes}")
+    size = config.data.image_size or train_set.image_shape[0]
+    if size is None:
+        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give an image size (--image-size)")
+    channels = int(config.data.channels or train_set.image_shape[2])
+    config = config.replace(data=dataclasses.replace(config.data, image_size=int(size), channels=channels))
+    return Prepared(config, train_set, eval_set, (int(size), int(size), channels))
+
+
+def run(
+    config: RunConfig,
+    run_dir,
+    *,
+    resume: bool = False,
+    verbose=1,
+    echo: Callable[[str], None] = print,
+    callbacks=(),
+) -> dict:
+    """Trains `config` into `run_dir` and returns its results (also in `results.json`).
+
+    Fresh (`resume=False`): `run_dir` must not exist or be empty; `config.json` (the
+    resolved config, plus an `info` block of derived facts that is never read back) is
+    written before training starts. Resumed: continues from the latest checkpoint of the
+    first unfinished step; a larger `config.recipe.epochs` than the run had extends it.
+    """
+    run_dir = Path(run_dir)
+    if resume and training.is_complete(run_dir, config.recipe, config.method):
+        raise training.TrainingError(
+            f"{run_dir} is complete: every step has its model.h5 and {config.recipe.epochs} epoch(s); "
+            "--epochs N extends it to N"
+        )
+    training.set_determinism(config.deterministic)
+    prepared = prepare(config)
+    config = prepared.config
+    strategy = training.make_strategy(config.strategy)
+    if config.teacher:
+        prepared.load(config.teacher, "--teacher")  # fail before the run starts
+        tf.keras.backend.clear_session()
+    model = prepared.build(config.method)
+    model_costs = costs.count(model)
+    if config.init and not resume:  # the weights must fit before the run folder exists
+        first_method = config.recipe.steps(config.method)[0][1]
+        source, target = prepared.load(config.init, "--init"), prepared.build(first_method)
+        training.check_same_method(source, target)
+        training.transfer_weights(source, target, what="initial weight(s) into this model")
+    tf.keras.backend.clear_session()
+    recipe, method = config.recipe, config.method
+    # a resumed run's config.json changes only when the run is extended
+    write_config = not resume or RunConfig.load(run_dir) != config
+    if training.is_chief(strategy) and write_config:
+        if not resume:
+            saving.create_run_folder(run_dir)
+        info = {
+            "input_shape": list(prepared.input_shape),
+            "num_classes": prepared.train_set.num_classes,
+            "class_names": list(getattr(prepared.train_set, "class_names", ()) or ()),
+            "train_examples": prepared.train_set.num_examples,
+            "eval_examples": prepared.eval_set.num_examples,
+            "steps_per_epoch": prepared.steps_per_epoch,
+            "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
+            "schedule": f"Adam, {recipe.warmup_epochs} warm-up epochs, then linear decay to 0 per step",
+            "replicas": strategy.num_replicas_in_sync,
+            "costs": model_costs.as_dict(),
+            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
+        }
+        training.write_json(run_dir / "config.json", {**config.to_json(), "info": info})
+    echo(
+        f"{'Resuming' if resume else 'Training'} {config.model} ({method}; alpha {config.alpha}, "
+        f"{'x'.join(map(str, prepared.input_shape))}, {model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs), "
+        f"{recipe.recipe}{', distilled from ' + config.teacher if config.teacher else ''}"
+        f"{', from the weights of ' + config.init if config.init else ''}, on "
+        f"{prepared.train_set.num_examples} {config.data.dataset} images, {recipe.epochs} epoch(s) per step, "
+        f"{strategy.num_replicas_in_sync} replica(s){', deterministic' if config.deterministic else ''} -> {run_dir}"
+    )
+
+    def announce(name, step_method, weight_decay):
+        if name:
+            echo(f"{name}: {step_method}, weight decay {weight_decay:g}")
+
+    training.train(
+        prepared.build, method, prepared.train_data, prepared.eval_data(), recipe, run_dir,
+        steps_per_epoch=prepared.steps_per_epoch,
+        teacher=(lambda: prepared.load(config.teacher, "--teacher")) if config.teacher else None,
+        init=(lambda: prepared.load(config.init, "--init")) if config.init else None,
+        strategy=strategy, resume=resume, verbose=verbose, on_step=announce, callbacks=callbacks,
+        checkpoint_steps=config.checkpoint_steps, checkpoint_seconds=config.checkpoint_seconds,
+    )  # fmt: skip
+    last_step = recipe.steps(method)[-1][0]
+    history = training.read_history(run_dir / last_step / "history.csv")
+    results = {
+        "eval_split": prepared.eval_set.split,
+        "eval_loss": history["val_loss"][-1],
+        "eval_accuracy": history["val_accuracy"][-1],
+        "eval_examples": prepared.eval_set.num_examples,
+        "epochs": len(history["epoch"]),
+        "train_seconds": training.run_seconds(run_dir, recipe, method),
+    }
+    if training.is_chief(strategy):
+        training.write_json(run_dir / "results.json", results)
+    return results
