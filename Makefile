@@ -23,6 +23,10 @@ install: $(BIN)/lqm
 dataset:
 	@if [ -e "$(FASHION_MNIST)/train-images-idx3-ubyte.gz" ] || [ -e "$(FASHION_MNIST)/train-images-idx3-ubyte" ]; then \
 		echo "Fashion-MNIST: $(FASHION_MNIST)"; \
+	elif [ -n "$(LQM_FASHION_MNIST_DIR)" ]; then \
+		if [ -d "$(LQM_FASHION_MNIST_DIR)" ]; then what="holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz] and the others)"; else what="is not a folder"; fi; \
+		echo "LQM_FASHION_MNIST_DIR=$(LQM_FASHION_MNIST_DIR) $$what; point it at a folder of the IDX files, or unset it to use Debian's dataset-fashion-mnist" >&2; \
+		exit 1; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \

@@ -1,11 +1,23 @@
-"""What every `lqm` command shares: a quiet TensorFlow import, one-line errors, formatting."""
+"""What every `lqm` command shares: the library, imported when a command first uses it;
+one-line errors; formatting.
+
+TensorFlow takes 5 s or more to import, and `lqm --help` should answer at once: the command
+modules reach TensorFlow, `zoo` and the library's modules through `lazy` names, which import
+them (larq_methods first, TensorFlow's start-up noise silenced) on first use, and take what
+their options show from `cli.catalogue`.
+"""
 
 import contextlib
+import functools
+import importlib
+import inspect
 import os
 import sys
 import warnings
 
 import click
+
+from cli import catalogue
 
 
 @contextlib.contextmanager
@@ -26,20 +38,59 @@ def native_stderr_silenced():
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-with native_stderr_silenced():
-    import larq_methods  # selects Keras 2 before TensorFlow is imported
-    import tensorflow as tf
-
 # Deprecation chatter from TensorFlow's dependencies is no help on a command line.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
 
-import zoo  # noqa: E402
-from larq_methods import convert as lqconvert  # noqa: E402
-from larq_methods import data, saving, training  # noqa: E402
-from larq_methods import method as lqmethod  # noqa: E402
 
-tf.get_logger().setLevel("ERROR")
+@functools.cache
+def _import(name: str):
+    if "tensorflow" not in sys.modules:
+        with native_stderr_silenced():
+            import larq_methods  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+            import tensorflow as tf
+        tf.get_logger().setLevel("ERROR")
+    return importlib.import_module(name)
+
+
+class lazy:  # noqa: N801  (used as a module)
+    """The module `name`, imported on first attribute access."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(_import(self._name), attr)
+
+    def __repr__(self):
+        return f"<lazy module {self._name!r}>"
+
+
+tf = lazy("tensorflow")
+zoo = lazy("zoo")
+larq_methods = lazy("larq_methods")
+
+# The library's expected failures, by the module that defines them.
+_LIBRARY_ERRORS = {
+    "zoo.registry": ("UnknownModelError",),
+    "zoo.pretrained": ("WeightsError",),
+    "zoo.run": ("RunConfigError",),
+    "larq_methods.data": ("DatasetError",),
+    "larq_methods.saving": ("FileError",),
+    "larq_methods.convert": ("ConversionError",),
+    "larq_methods.method": ("MethodError",),
+    "larq_methods.training": ("TrainingError",),
+}
+
+
+def _library_errors() -> tuple:
+    # Only the imported modules' classes: one not imported has raised nothing, and
+    # importing it to ask would start TensorFlow for a usage error.
+    return tuple(
+        getattr(sys.modules[module], name)
+        for module, names in _LIBRARY_ERRORS.items() if module in sys.modules
+        for name in names
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -47,16 +98,10 @@ def one_line_errors():
     """Turns the library's expected failures into click's one-line errors."""
     try:
         yield
-    except (
-        zoo.UnknownModelError,
-        zoo.WeightsError,
-        data.DatasetError,
-        saving.FileError,
-        lqconvert.ConversionError,
-        lqmethod.MethodError,
-        training.TrainingError,
-    ) as e:
-        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        if isinstance(e, _library_errors()):
+            raise click.ClickException(str(e)) from None
+        raise
 
 
 def human_bytes(n: float) -> str:
@@ -76,6 +121,14 @@ def model_input(model) -> tuple[int, int]:
 
 
 def data_options(f):
-    f = click.option("--data-dir", type=click.Path(), help=f"Dataset folder (Fashion-MNIST IDX files; overrides ${data.FASHION_MNIST_ENV}) or TFDS data dir.")(f)
-    f = click.option("--dataset", default="fashion_mnist", show_default=True, help="fashion_mnist (local IDX files) or any tensorflow-datasets name.")(f)
+    """--dataset and --data-dir; and, for commands whose function takes them (by name or
+    **kwargs), the folder-dataset options --validation-split and --skip-bad-images."""
+    params = inspect.signature(f).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if takes_all or "skip_bad_images" in params:
+        f = click.option("--skip-bad-images", is_flag=True, help="Leave out image files of a folder dataset that cannot be read, instead of stopping.")(f)
+    if takes_all or "validation_split" in params:
+        f = click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="FRACTION", help="Hold out this fraction of a folder dataset's training images (seeded) as split 'validation'.")(f)
+    f = click.option("--data-dir", type=click.Path(), help=f"Dataset folder (Fashion-MNIST IDX files; overrides ${catalogue.FASHION_MNIST_ENV}) or TFDS data dir.")(f)
+    f = click.option("--dataset", default="fashion_mnist", show_default=True, metavar="NAME|PATH", help="fashion_mnist (local IDX files), a tensorflow-datasets name, or a folder of images: PATH/CLASS/* or PATH/train/CLASS/* with PATH/test/CLASS/*.")(f)
     return f

@@ -4,33 +4,41 @@ Every expected failure becomes one line, `Error: ...`, and exit code 1 (click's
 `ClickException`); usage errors exit with 2.
 """
 
-import datetime
+import fnmatch
+import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
 import click
-
-# first: it imports TensorFlow with its start-up noise silenced
-from cli.common import (  # isort: skip
-    data_options,
-    human_bytes,
-    larq_methods,
-    model_input,
-    native_stderr_silenced,
-    one_line_errors,
-    tf,
-)
 import numpy as np
-import zoo
-from larq_methods import convert as lqconvert
-from larq_methods import costs, data, saving, training
-from larq_methods import method as lqmethod
+from tqdm import tqdm
+
+from cli import catalogue
+from cli.common import data_options, human_bytes, larq_methods, lazy, model_input, native_stderr_silenced, one_line_errors, tf, zoo
+
+# imported when a command first uses them (`lazy`), so that `lqm --help` needs no TensorFlow
+lqconvert = lazy("larq_methods.convert")
+costs = lazy("larq_methods.costs")
+data = lazy("larq_methods.data")
+saving = lazy("larq_methods.saving")
+training = lazy("larq_methods.training")
+lqmethod = lazy("larq_methods.method")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(larq_methods.__version__, prog_name="lqm")
+class _Lqm(click.Group):
+    """Keeps the command line it was given, so that a run can record it (`argv`)."""
+
+    argv: list = []
+
+    def main(self, args=None, *rest, **kwargs):
+        _Lqm.argv = ["lqm", *(sys.argv[1:] if args is None else args)]
+        return super().main(args, *rest, **kwargs)
+
+
+@click.group(cls=_Lqm, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(catalogue.VERSION, prog_name="lqm")
 def lqm():
     """Binary neural networks with recent methods, deployed with the Larq Compute Engine."""
 
@@ -39,14 +47,22 @@ def lqm():
 @click.argument("pattern", default="*")
 @click.option("--costs", "with_costs", is_flag=True, help="Also count BOPs, FLOPs and OPs at 224x224, 1000 classes, and the OPs over the backbone's baseline.")
 def models(pattern, with_costs):
-    """List the registered models whose names match PATTERN (shell-style, default *)."""
-    names = zoo.list_models(pattern)
+    """List the registered models whose names match PATTERN (shell-style, default *), each
+    with what it follows (code: the authors' released code; paper; ours; larq-zoo) and its
+    downloadable pretrained weights: dataset and top-1 accuracy (`lqm download`)."""
+    entries = {m["name"]: m for m in catalogue.MODELS}  # without TensorFlow; the same as zoo's
+    names = sorted(n for n in entries if fnmatch.fnmatchcase(n, pattern))
     if not names:
         raise click.ClickException(f"no model matches {pattern!r}")
     width = max(len(n) for n in names)
     if not with_costs:
+        weights = {}
+        for w in catalogue.PRETRAINED:
+            weights.setdefault(w["model"], []).append(f"{w['dataset']} {w['accuracy']:.1%}")
+        click.echo(f"{'model':<{width}}  {'follows':<8}  {'pretrained (top-1)':<20}  description")
         for name in names:
-            click.echo(f"{name:<{width}}  {zoo.get_entry(name).description}")
+            entry = entries[name]
+            click.echo(f"{name:<{width}}  {entry['follows']:<8}  {', '.join(weights.get(name, ['-'])):<20}  {entry['description']}")
         return
     counted = {}
 
@@ -66,239 +82,46 @@ def models(pattern, with_costs):
         )
 
 
-def _method_options(f):
-    """Options that change the named model's method, part by part."""
-    options = [
-        click.option("--method", "preset", type=click.Choice(sorted(zoo.PRESETS)), help="Start from this method preset instead of the model's own."),
-        click.option("--threshold", type=click.Choice(lqmethod.THRESHOLDS), help="Sign threshold."),
-        click.option("--activation", type=click.Choice(lqmethod.ACTIVATIONS), help="Activation of the block."),
-        click.option("--weights", "weight_binarisation", type=click.Choice(lqmethod.WEIGHTS), help="Weight scale: mean-abs (ReActNet) or learned (ReBNN)."),
-        click.option("--gamma", help="ReBNN balance: 'adaptive' or a number such as 2e-4."),
-        click.option("--gaaf", help="GAAF genome of a complementary activation before the sign, e.g. 'add(sin,x)'."),
-        click.option("--groups", type=click.IntRange(min=1), help="Groups of the 3x3 binary convolutions."),
-        click.option("--downsample", type=click.Choice(lqmethod.DOWNSAMPLES), help="Shortcut 1x1 convolution: real or binary."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _method(model_name, preset, **parts):
-    """The named model's method (or `preset`), with the given parts replaced."""
-    base = zoo.PRESETS[preset] if preset else zoo.get_entry(model_name).method
-    changes = {k: v for k, v in parts.items() if v is not None}
-    if "gamma" in changes and changes["gamma"] != "adaptive":
+def _run_metadata(model_file: Path) -> dict:
+    """What the run folder of a model file says of it: model name, method, dataset, class
+    names (config.json) and accuracy (results.json)."""
+    for folder in (model_file.parent, model_file.parent.parent):  # model.h5, or a step's
         try:
-            changes["gamma"] = float(changes["gamma"])
-        except ValueError:
-            raise lqmethod.MethodError(f"--gamma must be 'adaptive' or a number, not {changes['gamma']!r}") from None
-    return base.replace(**changes) if changes else base
-
-
-# Options that describe the run; with --resume they come from the run's config.json.
-_RUN_OPTIONS = (
-    "model_name", "dataset", "epochs", "batch_size", "learning_rate", "alpha", "image_size",
-    "channels", "train_split", "eval_split", "seed", "recipe", "teacher", "warmup_epochs",
-    "weight_decay", "label_smoothing", "xla", "preset", "threshold", "activation",
-    "weight_binarisation", "gamma", "gaaf", "groups", "downsample",
-)  # fmt: skip
-
-
-def _load_teacher(spec, dataset, input_shape, num_classes):
-    """The frozen teacher: a model file, a run folder (its model.h5), or a registered model
-    name with pretrained weights for `dataset`; its input and classes must fit."""
-    path = Path(spec)
-    if path.is_dir() and (path / "model.h5").exists():
-        path = path / "model.h5"
-    if path.exists():
-        teacher = saving.load_model(path)
-    else:
-        try:
-            zoo.get_entry(spec)
-        except zoo.UnknownModelError:
-            raise saving.FileError(f"--teacher {spec}: neither a model file, a run folder nor a model name") from None
-        try:
-            teacher = zoo.create_model(spec, weights=dataset, input_shape=input_shape, num_classes=num_classes)
-        except (ValueError, OSError) as e:
-            raise training.TrainingError(
-                f"--teacher {spec}: no pretrained {dataset} weights ({str(e).splitlines()[0]}); "
-                f"train it first, e.g. `lqm train {spec} --output runs/teacher`, and pass runs/teacher"
-            ) from None
-    if tuple(teacher.input_shape[1:]) != tuple(input_shape) or teacher.output_shape[-1] != num_classes:
-        raise training.TrainingError(
-            f"--teacher {spec} takes {teacher.input_shape[1:]} and gives {teacher.output_shape[-1]} "
-            f"classes; the student takes {tuple(input_shape)} and gives {num_classes}"
-        )
-    return teacher
-
-
-def _run_training(o: dict, run_dir: Path, *, data_dir, strategy_name, resume):
-    """Trains as the options `o` say into `run_dir` (new, or resumed); returns results."""
-    method = _method(
-        o["model_name"], o["preset"], threshold=o["threshold"], activation=o["activation"],
-        weights=o["weight_binarisation"], gamma=o["gamma"], gaaf=o["gaaf"], groups=o["groups"],
-        downsample=o["downsample"],
-    )  # fmt: skip
-    recipe = training.Recipe(
-        recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"],
-        learning_rate=o["learning_rate"], warmup_epochs=o["warmup_epochs"],
-        weight_decay=o["weight_decay"], label_smoothing=o["label_smoothing"], jit_compile=o["xla"],
-    )  # fmt: skip
-    dataset = o["dataset"]
-    default_train, default_eval = data.default_splits(dataset)
-    train_set = data.load(dataset, o["train_split"] or default_train, data_dir)
-    eval_set = data.load(dataset, o["eval_split"] or default_eval, data_dir)
-    size = o["image_size"] or train_set.image_shape[0]
-    if size is None:
-        raise click.ClickException(f"{dataset} has images of varying size; pass --image-size")
-    chans = int(o["channels"] or train_set.image_shape[2])
-    shape, classes = (size, size, chans), train_set.num_classes
-    strategy = training.make_strategy(strategy_name)
-
-    def build(step_method):
-        tf.keras.utils.set_random_seed(o["seed"])
-        return zoo.create_model(o["model_name"], input_shape=shape, num_classes=classes, alpha=o["alpha"], method=step_method)
-
-    teacher = None
-    if o["teacher"]:
-        _load_teacher(o["teacher"], dataset, shape, classes)  # fail before the run starts
-        teacher = lambda: _load_teacher(o["teacher"], dataset, shape, classes)  # noqa: E731
-    model_costs = costs.count(build(method))
-    tf.keras.backend.clear_session()
-    pipe = dict(image_size=size, channels=chans, batch_size=o["batch_size"])
-    train_data = data.pipeline(train_set, training=True, seed=o["seed"], **pipe)
-    eval_data = data.pipeline(eval_set, training=False, **pipe)
-    steps_per_epoch = -(-train_set.num_examples // o["batch_size"])
-
-    if not resume:
-        config = {
-            "options": o,
-            "method": method.as_dict(),
-            "train_split": train_set.split,
-            "eval_split": eval_set.split,
-            "data_dir": str(Path(data_dir).resolve()) if data_dir else None,  # --resume's default
-            "input_shape": list(shape),
-            "num_classes": classes,
-            "schedule": f"Adam, {o['warmup_epochs']} warm-up epochs, then linear decay to 0 per step",
-            "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
-            "strategy": strategy_name,
-            "replicas": strategy.num_replicas_in_sync,
-            "costs": model_costs.as_dict(),
-            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
-            "command": " ".join(sys.argv),
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        meta = {
+            "model": config.get("model"),
+            "method": config.get("method"),
+            "dataset": (config.get("data") or {}).get("dataset"),
+            "class_names": (config.get("info") or {}).get("class_names") or None,
         }
-        if training.is_chief(strategy):
-            saving.create_run_folder(run_dir)
-            training.write_json(run_dir / "config.json", config)
-    click.echo(
-        f"{'Resuming' if resume else 'Training'} {o['model_name']} ({method}; alpha {o['alpha']}, "
-        f"{size}x{size}x{chans}, {model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs), "
-        f"{o['recipe']}{', distilled from ' + o['teacher'] if o['teacher'] else ''}, on "
-        f"{train_set.num_examples} {dataset} images, {o['epochs']} epoch(s) per step, "
-        f"{strategy.num_replicas_in_sync} replica(s) -> {run_dir}"
-    )
-
-    def announce(name, step_method, weight_decay):
-        if name:
-            click.echo(f"{name}: {step_method}, weight decay {weight_decay:g}")
-
-    start = time.perf_counter()
-    training.train(
-        build, method, train_data, eval_data, recipe, run_dir, steps_per_epoch=steps_per_epoch,
-        teacher=teacher, strategy=strategy, resume=resume, on_step=announce,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    last_step = recipe.steps(method)[-1][0]
-    history = training.read_history(run_dir / last_step / "history.csv")
-    return {
-        "eval_split": eval_set.split,
-        "eval_loss": history["val_loss"][-1],
-        "eval_accuracy": history["val_accuracy"][-1],
-        "eval_examples": eval_set.num_examples,
-        "train_seconds": seconds,
-    }
-
-
-@lqm.command()
-@click.argument("model_name", metavar="MODEL", required=False)
-@data_options
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="Epochs (per step with --recipe two-step).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Global batch size, split over the strategy's replicas.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's peak rate, decayed linearly to zero per step.")
-@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Linear warm-up before the decay.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two-step, else 0].")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option("--recipe", type=click.Choice(training.RECIPES), default="one-step", show_default=True, help="two-step: ReActNet's step 1 (binary activations, real weights), then step 2 (all binary) from step 1's weights.")
-@click.option("--teacher", metavar="MODEL_FILE|RUN|NAME", help="Distil from this frozen model with the distributional loss (e.g. a trained float-resnet18).")
-@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")
-@click.option("--image-size", type=click.IntRange(min=8), help="Input height and width [default: the dataset's].")
-@click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels [default: the dataset's].")
-@click.option("--train-split", help="TFDS-style split, e.g. 'train[:10%]' [default: train].")
-@click.option("--eval-split", help="Split to evaluate on [default: test, or validation for ImageNet].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--strategy", type=click.Choice(training.STRATEGIES), default="default", show_default=True, help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
-@click.option("--xla", is_flag=True, help="Compile the training step with XLA (jit_compile).")
-@click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
-@click.option("--resume", type=click.Path(), metavar="RUN", help="Continue the run in folder RUN from its latest checkpoint (takes its options from RUN/config.json).")
-@_method_options
-@click.pass_context
-def train(ctx, data_dir, strategy, output, resume, **options):
-    """Train MODEL and write a run folder: config.json, checkpoints/, logs/ (TensorBoard),
-    history.csv, curves.png and model.h5.
-
-    MODEL is a backbone or a named model (`lqm models`); the method options change its
-    method part by part, e.g. `lqm train reactnet-18 --threshold insta --activation fprelu`.
-    Ctrl-C checkpoints the run; `lqm train --resume RUN` continues it.
-    """
-    with one_line_errors():
-        if resume:
-            given = [
-                "MODEL" if k == "model_name" else f"--{k.replace('_', '-')}" for k in options
-                if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
-            ]  # fmt: skip
-            if given or output:
-                raise click.UsageError(f"--resume takes its options from the run's config.json; drop {', '.join(given or ['--output'])}")
-            run_dir = Path(resume)
-            try:
-                config = json.loads((run_dir / "config.json").read_text())
-                saved = config["options"]
-            except (OSError, ValueError, KeyError, TypeError):
-                raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no readable config.json)") from None
-            if all((run_dir / step["folder"] / "model.h5").exists() for step in config.get("steps") or [{"folder": "."}]):
-                raise training.TrainingError(f"{run_dir} is complete: every step has its model.h5")
-            options = {k: saved.get(k) for k in _RUN_OPTIONS}
-            data_dir = data_dir or config.get("data_dir")  # the run's data, not the default's
-        else:
-            if not options["model_name"]:
-                raise click.UsageError("missing MODEL (or --resume RUN)")
-            zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
         try:
-            results = _run_training(options, run_dir, data_dir=data_dir, strategy_name=strategy, resume=bool(resume))
-        except training.Interrupted as e:
-            click.echo(f"\n{e}; continue with: lqm train --resume {run_dir}", err=True)
-            ctx.exit(130)
-        training.write_json(run_dir / "results.json", results)
-    click.echo(
-        f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
-        f"images after {results['train_seconds']:.0f} s; model saved to {run_dir / 'model.h5'}"
-    )
+            results = json.loads((folder / "results.json").read_text())
+            meta.update(accuracy=results["eval_accuracy"], accuracy_split=results["eval_split"])
+        except (OSError, ValueError, KeyError):
+            pass
+        return {k: v for k, v in meta.items() if v is not None}
+    return {}
 
 
 @lqm.command()
 @click.argument("model_file", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; a .json report goes beside it.")
-@click.option("--dataset", help="Check parity on this dataset's evaluation images [default: random inputs].")
+@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it.")
+@click.option("--dataset", metavar="NAME|PATH", help="Check parity on this dataset's evaluation images, and take its class names [default: random inputs].")
 @click.option("--data-dir", type=click.Path(), help="Dataset folder, as for `lqm train`.")
+@click.option("--input", "input_kind", type=click.Choice(catalogue.CHOICES["inputs"]), default="raw", show_default=True, help="raw: the model takes 0-255 pixels and scales them itself; scaled: it takes x / 127.5 - 1.")
+@click.option("--class-names", type=click.Path(dir_okay=False), help="A text file of class names, one a line [default: the run's, or --dataset's].")
 @click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True, help="Inputs for the parity check.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Least top-1 agreement between Keras and LCE.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-def convert(model_file, output, dataset, data_dir, samples, min_agreement, overwrite):
+def convert(model_file, output, dataset, data_dir, input_kind, class_names, samples, min_agreement, overwrite):
     """Convert MODEL_FILE to a TFLite model with LCE and verify it.
 
     Prints the operator inventory; fails, writing nothing, if any binary convolution did
-    not become an LceBconv2d or if Keras and LCE's interpreter disagree.
+    not become an LceBconv2d or if Keras and LCE's interpreter disagree. The .tflite carries
+    its model card (input shape, range and scaling, class names, model, method, accuracy)
+    as TFLite metadata, and the same card is written beside it as a .json file.
     """
     with one_line_errors():
         output = Path(output)
@@ -309,18 +132,40 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
             saving.check_writable(path)
         model = saving.load_model(model_file)
         size, chans = model_input(model)
+        metadata = _run_metadata(Path(model_file))
         if dataset:
             _, eval_split = data.default_splits(dataset)
-            source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
+            try:
+                source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
+            except data.DatasetError:
+                if not data.is_folder(dataset):
+                    raise
+                # a folder of class folders alone: parity needs images, not held-out ones
+                source = data.load(dataset, f"train[:{samples}]")
             inputs = data.sample_inputs(source, image_size=size, channels=chans, count=samples)
             input_desc = f"{dataset}:{source.split}"
+            if source.class_names and "class_names" not in metadata:
+                metadata["class_names"] = list(source.class_names)
+            metadata.setdefault("dataset", dataset)
         else:
             rng = np.random.default_rng(0)
             inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
-            input_desc = "uniform random in [-1, 1]"
+            input_desc = "uniform random in [-1, 1]" + (", as 0-255 pixels" if input_kind == "raw" else "")
+        if class_names:
+            try:
+                metadata["class_names"] = [line.strip() for line in Path(class_names).read_text().splitlines() if line.strip()]
+            except (OSError, UnicodeDecodeError) as e:
+                raise saving.FileError(f"cannot read --class-names {class_names}: {getattr(e, 'strerror', None) or e}") from None
+        if isinstance(metadata.get("method"), dict):
+            metadata["method"] = str(lqmethod.Method(**metadata["method"]))
+        metadata["version"] = larq_methods.__version__
         with native_stderr_silenced():  # grappler's and MLIR's notices
-            flatbuffer, report = lqconvert.convert_and_verify(model, inputs, min_agreement=min_agreement)
-        report = {"model_file": str(model_file), "tflite_file": str(output), **report}
+            flatbuffer, report = lqconvert.convert_and_verify(model, inputs, min_agreement=min_agreement, input=input_kind, metadata=metadata)
+        card = report.pop("card")
+        report = {
+            **card, "model_file": str(model_file), "tflite_file": str(output),
+            "tflite_sha256": hashlib.sha256(flatbuffer).hexdigest(), **report,
+        }  # fmt: skip
         report["parity"]["inputs"] = input_desc
         saving.write_bytes(output, flatbuffer)
         training.write_json(report_path, report)
@@ -329,11 +174,13 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
     for op, n in report["operators"].items():
         click.echo(f"  {op:<22} {n}")
     p = report["parity"]
+    names = report["class_names"]
     click.echo(
         f"All {report['binary_convolutions']} binary convolutions are LceBconv2d.\n"
         f"Parity on {p['examples']} inputs ({p['inputs']}): max |diff| {p['max_abs_diff']:.2e}, "
         f"top-1 agreement {p['top1_agreement']:.1%}\n"
-        f"Wrote {output} ({human_bytes(report['size_bytes'])}) and {report_path}"
+        f"Input: {report['input']['scaling']}; classes: {', '.join(names) if names else 'unnamed (pass --class-names or --dataset)'}\n"
+        f"Wrote {output} ({human_bytes(report['size_bytes'])}, with TFLite metadata) and {report_path}"
     )
 
 
@@ -342,44 +189,51 @@ def convert(model_file, output, dataset, data_dir, samples, min_agreement, overw
 @data_options
 @click.option("--split", help="Split to evaluate [default: test, or validation for ImageNet].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Interpreter threads for .tflite files.")
-def evaluate(model_file, dataset, data_dir, split, batch_size, threads):
+@click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads for .tflite files [default: 1; more pay only for large inputs on idle cores].")
+def evaluate(model_file, dataset, data_dir, validation_split, skip_bad_images, split, batch_size, threads):
     """Top-1 accuracy of MODEL_FILE: a Keras model, a .tflite run by LCE's interpreter, or
-    a registered model NAME with its pretrained weights for --dataset (`lqm download`)."""
+    a registered model NAME with its pretrained weights for --dataset (`lqm download`).
+
+    A progress bar on stderr shows the images done."""
     with one_line_errors():
-        path = Path(model_file)
-        if path.suffix == ".tflite":
-            flatbuffer = saving.load_tflite(path)
-            size, chans = model_input(lqconvert.interpreter(flatbuffer).input_shapes[0])
-        elif path.exists() or path.suffix or len(path.parts) > 1:
-            model = saving.load_model(path)
-            size, chans = model_input(model)
-        else:  # a model name: its pretrained weights
-            zoo.get_entry(model_file)
-            model = zoo.create_model(model_file, weights=dataset)
-            size, chans = model_input(model)
-        source = data.load(dataset, split or data.default_splits(dataset)[1], data_dir)
-        batches = data.pipeline(source, image_size=size, channels=chans, batch_size=batch_size, training=False)
-        labels = np.concatenate([y.numpy() for _, y in batches])
+        classifier = load_classifier(model_file, dataset=dataset, threads=threads)
+        source = data.load(
+            dataset, split or data.default_splits(dataset)[1], data_dir,
+            validation_split=validation_split, skip_bad_images=skip_bad_images,
+        )  # fmt: skip
+        batches = data.pipeline(source, image_size=classifier.image_size, channels=classifier.channels, batch_size=batch_size, training=False)
+        probs, labels = [], []
         start = time.perf_counter()
-        if path.suffix == ".tflite":
-            probs = lqconvert.tflite_predict(flatbuffer, (x for x, _ in batches.as_numpy_iterator()), num_threads=threads)
-        else:
-            probs = model.predict(batches.map(lambda x, y: x), verbose=0)
+        try:
+            with tqdm(total=source.num_examples, unit="image", leave=False, disable=None) as progress:  # on a terminal only
+                for x, y in batches.as_numpy_iterator():
+                    probs.append(np.asarray(classifier.predict(x)))
+                    labels.append(y)
+                    progress.update(len(y))
+        except tf.errors.InvalidArgumentError:  # an image whose pixels do not decode
+            bad = data.find_unreadable(source)
+            raise data.DatasetError(f"unreadable image {bad}; pass --skip-bad-images to leave such files out" if bad else "an image of the dataset cannot be decoded") from None
         seconds = time.perf_counter() - start
+    if not labels:
+        raise click.ClickException(f"{source.name} {source.split} holds no images")
+    probs, labels = np.concatenate(probs), np.concatenate(labels)
     accuracy = float(np.mean(probs.argmax(-1) == labels))
-    click.echo(f"{source.name} {source.split}: top-1 accuracy {accuracy:.4f} on {len(labels)} images ({seconds:.1f} s)")
+    click.echo(f"{classifier.label} on {source.name} {source.split}: top-1 accuracy {accuracy:.4f} on {len(labels)} images ({seconds:.1f} s)")
     click.echo(json.dumps({"accuracy": accuracy, "examples": len(labels), "seconds": round(seconds, 2)}))
 
 
 # Commands that live in modules of their own (each defines one click command).
 # (one `lqm.add_command(...)` line per module goes here)
 from cli.benchmark import benchmark  # noqa: E402
+from cli.train import train  # noqa: E402
 from cli.download import download  # noqa: E402
+from cli.predict import load_classifier, predict  # noqa: E402
 from cli.search_af import search_af  # noqa: E402
 
 lqm.add_command(benchmark)
+lqm.add_command(train)
 lqm.add_command(download)
+lqm.add_command(predict)
 lqm.add_command(search_af)
 
 

@@ -1,16 +1,23 @@
 """Datasets by name, and preprocessing that fits the model's input.
 
 `fashion_mnist` is read from local IDX files (Debian's `dataset-fashion-mnist` by
-default), so it works offline; every other name goes to tensorflow-datasets (`cifar10`,
-`imagenet2012`, ...), which needs the data prepared in its data directory.
+default), so it works offline; a folder path is a folder of images (`load_folder`); every
+other name goes to tensorflow-datasets (`cifar10`, `imagenet2012`, ...), which needs the
+data prepared in its data directory.
 
-Images come out as float32 in [-1, 1] with the model's height, width and channels.
+Images come out as float32 in [-1, 1] with the model's height, width and channels:
+x / 127.5 - 1 of the 0-255 pixels (`INPUT_SCALING`).
+
+JPEG sources (image folders, TFDS datasets such as `imagenet2012`) also keep their images
+encoded (`Dataset.encoded`), so that training at large inputs decodes only the random crop
+of each image (`tf.image.decode_and_crop_jpeg`) instead of the whole of it:
+benchmarks/input_pipeline.py measures the difference.
 """
 
 import gzip
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +29,14 @@ FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 # From this input size on, ImageNet-style augmentation (random-resized crop) is used.
 LARGE_INPUT = 128
+# What `preprocess` does to 0-255 pixels: x * scale + offset, into [-1, 1].
+INPUT_SCALING = {"scale": 1 / 127.5, "offset": -1.0}
 
 
 class DatasetError(Exception):
@@ -40,20 +53,48 @@ class Dataset:
     image_shape: tuple  # native (height, width, channels); height/width None if they vary
     name: str
     split: str
+    class_names: tuple[str, ...] = ()
+    # a folder dataset's image files, in the order of `data` (to name a damaged one)
+    files: tuple = field(default=(), repr=False)
+    # The same examples with each image still a JPEG file's contents (a string tensor),
+    # where every image is a JPEG: `pipeline` decodes and crops them in one step for large
+    # inputs (`augment_encoded`).
+    encoded: tf.data.Dataset | None = field(default=None, repr=False)
 
 
 def default_splits(name: str) -> tuple[str, str]:
-    """(train split, evaluation split) of a dataset."""
+    """(train split, evaluation split) of a dataset, or of a folder dataset at path `name`."""
+    if is_folder(name):
+        return "train", _folder_eval_split(Path(name).expanduser())
     if name in ("imagenet2012", "imagenette", "imagenet_resized"):
         return "train", "validation"
     return "train", "test"
 
 
-def load(name: str, split: str, data_dir: str | None = None) -> Dataset:
-    """Loads split `split` (TFDS syntax, such as `train[:10%]` or `test[:512]`)."""
-    if name == "fashion_mnist":
+def load(
+    name_or_path: str,
+    split: str,
+    data_dir: str | None = None,
+    *,
+    validation_split: float | None = None,
+    seed: int = 0,
+    skip_bad_images: bool = False,
+) -> Dataset:
+    """Loads split `split` (TFDS syntax, such as `train[:10%]` or `test[:512]`) of a
+    dataset name or an image folder (`load_folder`, which alone takes the keywords)."""
+    if is_folder(name_or_path):
+        return load_folder(
+            name_or_path, split, validation_split=validation_split, seed=seed,
+            skip_bad_images=skip_bad_images,
+        )  # fmt: skip
+    if validation_split is not None:
+        raise DatasetError(
+            f"--validation-split is for image folders; hold out part of {name_or_path} with "
+            "the split syntax instead, e.g. train 'train[:90%]' and evaluate 'train[90%:]'"
+        )
+    if name_or_path == "fashion_mnist":
         return _load_fashion_mnist(split, data_dir)
-    return _load_tfds(name, split, data_dir)
+    return _load_tfds(name_or_path, split, data_dir)
 
 
 def _slice(split: str, n: int) -> tuple[str, slice]:
@@ -112,7 +153,7 @@ def _load_fashion_mnist(split: str, data_dir: str | None) -> Dataset:
     _, part = _slice(split, len(images))
     images, labels = images[part, :, :, None], labels[part].astype(np.int64)
     data = tf.data.Dataset.from_tensor_slices((images, labels))
-    return Dataset(data, len(images), 10, (28, 28, 1), "fashion_mnist", split)
+    return Dataset(data, len(images), 10, (28, 28, 1), "fashion_mnist", split, FASHION_MNIST_CLASSES)
 
 
 def _load_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
@@ -121,9 +162,15 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # tfds raises several types for unknown names
-        raise DatasetError(f"unknown dataset {name!r}: {str(e).splitlines()[0]}") from None
+        raise DatasetError(
+            f"unknown dataset {name!r}, and no folder of that name: {str(e).splitlines()[0]}"
+        ) from None
     try:
         data = builder.as_dataset(split=split, as_supervised=True)
+        encoded = None
+        if getattr(builder.info.features["image"], "encoding_format", None) == "jpeg":
+            skip = {"image": tfds.decode.SkipDecoding()}
+            encoded = builder.as_dataset(split=split, as_supervised=True, decoders=skip)
         num_examples = int(data.cardinality())
         if num_examples < 0:  # unknown to tf.data: ask the metadata
             num_examples = builder.info.splits[split].num_examples
@@ -143,7 +190,219 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
         tuple(info.features["image"].shape),
         name,
         split,
+        tuple(info.features["label"].names),
+        encoded=encoded,
     )
+
+
+# -- image folders ------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SPLIT_FOLDERS = ("train", "test", "val", "validation")
+# a TFDS name: lower-case words, an optional config after "/", an optional version after ":"
+_TFDS_NAME = re.compile(r"[a-z0-9_]+(/[\w.-]+)?(:[\w.*-]+)?")
+# PIL modes of one channel; every other mode (RGB, RGBA, P, CMYK, ...) is read as colour
+_GREY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L")
+
+
+def is_folder(name: str) -> bool:
+    """True if `name` is meant as a folder of images: it exists, or it is not a TFDS name."""
+    return Path(name).expanduser().exists() or not _TFDS_NAME.fullmatch(name)
+
+
+def _visible_dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _layout(root: Path) -> dict[str, Path]:
+    """The split folders of `root`: {"train": root/train, "test": root/test, ...} if it is
+    laid out by split, else {"": root} (class folders directly under it)."""
+    if not root.is_dir():
+        raise DatasetError(f"no such folder: {root}" if not root.exists() else f"{root} is not a folder")
+    subdirs = _visible_dirs(root)
+    if not subdirs:
+        raise DatasetError(
+            f"{root} has no class subfolders; lay it out as {root}/CLASS/IMAGE, or as "
+            f"{root}/train/CLASS/IMAGE and {root}/test/CLASS/IMAGE"
+        )
+    if "train" in subdirs and set(subdirs) <= set(SPLIT_FOLDERS):
+        return {name: root / name for name in subdirs}
+    return {"": root}
+
+
+def _folder_eval_split(root: Path) -> str:
+    """`test` or `val`/`validation` if `root` has such a folder, else `validation` (the
+    part that --validation-split holds out)."""
+    try:
+        folders = _layout(root)
+    except DatasetError:
+        return "test"  # `load` will say what is wrong
+    return next((name for name in ("test", "val", "validation") if name in folders), "validation")
+
+
+def _images(folder: Path) -> list[Path]:
+    """Image files under `folder` (subfolders included), sorted, hidden ones left out."""
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )  # fmt: skip
+
+
+def _class_files(folder: Path) -> tuple[tuple[str, ...], list[Path], list[int]]:
+    """(class names, files, labels) of a folder of class folders."""
+    classes = tuple(_visible_dirs(folder))
+    if not classes:
+        raise DatasetError(f"{folder} has no class subfolders; put each class's images in {folder}/CLASS/")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = _images(folder / name)
+        if not found:
+            raise DatasetError(f"class folder {folder / name} holds no images (PNG, JPEG, BMP or GIF)")
+        files += found
+        labels += [label] * len(found)
+    return classes, files, labels
+
+
+def _same_classes(folders: dict[str, Path]) -> None:
+    """Refuses split folders whose class folders differ."""
+    names = {split: set(_visible_dirs(path)) for split, path in folders.items()}
+    first, *others = sorted(folders, key=lambda split: split != "train")  # train first
+    for other in others:
+        if names[first] != names[other]:
+            only = [
+                f"only in {a}: {', '.join(sorted(names[a] - names[b]))}"
+                for a, b in ((first, other), (other, first)) if names[a] - names[b]
+            ]  # fmt: skip
+            raise DatasetError(f"{folders[first].parent}: {first} and {other} have different classes ({'; '.join(only)})")
+
+
+def _headers(files: list[Path], skip_bad_images: bool) -> tuple[list[int], int, tuple | None, set]:
+    """Reads every image's header (not its pixels): (indices of readable files, channels,
+    (height, width) if all share one size, PIL's formats of the readable files). An
+    unreadable file is refused by name, or left out with `skip_bad_images`."""
+    from PIL import Image, UnidentifiedImageError
+
+    good, sizes, colour, formats = [], set(), False, set()
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                if image.format not in ("PNG", "JPEG", "MPO", "BMP", "DIB", "GIF"):
+                    raise UnidentifiedImageError(f"a {image.format} image, not PNG, JPEG, BMP or GIF")
+                mode, size = image.mode, image.size
+                formats.add(image.format)
+        except (OSError, ValueError, SyntaxError) as e:  # PIL's ways of saying "not an image"
+            if skip_bad_images:
+                continue
+            why = str(e) if isinstance(e, UnidentifiedImageError) and "cannot identify" not in str(e) else "not a readable PNG, JPEG, BMP or GIF file"
+            raise DatasetError(f"unreadable image {path}: {why} (pass --skip-bad-images to leave such files out)") from None
+        good.append(i)
+        sizes.add(size[::-1])
+        colour = colour or mode not in _GREY_MODES
+    return good, 3 if colour else 1, sizes.pop() if len(sizes) == 1 else None, formats
+
+
+def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
+    """A seeded choice of round(fraction * n) of n indices, as a boolean mask."""
+    count = int(round(fraction * n))
+    if not 0 < count < n:
+        raise DatasetError(f"--validation-split {fraction} of {n} images leaves one part empty")
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(seed).permutation(n)[:count]] = True
+    return mask
+
+
+def load_folder(
+    path, split: str, *, validation_split: float | None = None, seed: int = 0, skip_bad_images: bool = False
+) -> Dataset:
+    """A split of a folder of images laid out as Keras' `image_dataset_from_directory`
+    expects: `PATH/train/CLASS/*` with `PATH/test/CLASS/*` (or `val/`, `validation/`), or
+    `PATH/CLASS/*`. Class names are the class folders' names, sorted; labels their indices.
+
+    `validation_split` holds out that fraction of the training images (the whole folder in
+    the flat layout), chosen with `seed`, as split `validation`. The images of a split are
+    in a seeded random order, so that `train[:10%]` is a random tenth of it.
+
+    Images are read and decoded as they stream (PNG, JPEG, BMP, GIF's first frame), with
+    the channels of the colour ones if any (grey ones are copied to RGB), else one; only
+    their headers are read here, to refuse, or with `skip_bad_images` leave out, files that
+    are not images.
+    """
+    root = Path(path).expanduser()
+    folders = _layout(root)
+    base, _ = _slice(split, 0)
+    flat = "" in folders
+    train_folder = folders["" if flat else "train"]
+    if validation_split is not None:
+        if not 0 < validation_split < 1:
+            raise DatasetError(f"--validation-split must lie between 0 and 1, not {validation_split}")
+        if {"val", "validation"} & set(folders):
+            raise DatasetError(f"{root} has a validation folder already; drop --validation-split")
+    held_out = validation_split is not None and base in ("validation", "val")
+    if base == "train" or held_out:
+        source = train_folder
+    elif not flat and base in folders:
+        source = folders[base]
+    elif flat and base in ("test", "val", "validation"):
+        raise DatasetError(
+            f"{root} has no test or val folder: pass --validation-split FRACTION to hold out "
+            "part of its images, or lay it out as train/CLASS/* and test/CLASS/*"
+        )
+    else:
+        names = ["train"] if flat else list(folders)
+        names += ["validation"] if validation_split is not None else []
+        raise DatasetError(f"{root} has splits {', '.join(map(repr, names))}, not {base!r}")
+    if not flat:
+        _same_classes(folders)
+    classes, files, labels = _class_files(source)
+    if validation_split is not None and source == train_folder:
+        mask = _held_out(len(files), validation_split, seed)
+        keep = mask if held_out else ~mask
+        files = [f for f, k in zip(files, keep) if k]
+        labels = [y for y, k in zip(labels, keep) if k]
+    good, channels, size, formats = _headers(files, skip_bad_images)
+    if not good:
+        raise DatasetError(f"{root}: no readable image in split {base!r}")
+    order = np.random.default_rng(seed).permutation(len(good))
+    files = [files[good[i]] for i in order]
+    labels = np.array([labels[good[i]] for i in order], np.int64)
+    _, part = _slice(split, len(files))
+    files, labels = files[part], labels[part]
+    if not files:
+        raise DatasetError(f"split {split!r} of {root} holds no images")
+
+    def decode(file, label):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        return image, label
+
+    paths = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], labels))
+    data = paths.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    encoded = None
+    if skip_bad_images:  # a file whose header reads but whose pixels do not
+        data = data.ignore_errors()
+    elif formats <= {"JPEG", "MPO"}:
+        # Not with --skip-bad-images: a bad file must be left out before the epoch is
+        # ordered, and only decoding all of it tells. Nor with other formats among the
+        # JPEGs: choosing the decoder per image (`tf.cond`) costs more in tf.data than
+        # decoding only the crop saves (337 against 371 images/s per core, 224x224).
+        encoded = paths.map(lambda file, label: (tf.io.read_file(file), label))
+    height, width = size or (None, None)
+    return Dataset(
+        data, len(files), len(classes), (height, width, channels), str(root), split, classes,
+        tuple(files), encoded=encoded,
+    )  # fmt: skip
+
+
+def find_unreadable(dataset: Dataset) -> Path | None:
+    """The first file of a folder dataset whose pixels TensorFlow cannot decode: what an
+    `InvalidArgumentError` from iterating `dataset.data` is about, which TensorFlow does not
+    name."""
+    for path in dataset.files:
+        try:
+            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            return Path(path)
+    return None
 
 
 def _match_channels(image, channels):
@@ -156,18 +415,70 @@ def _match_channels(image, channels):
     raise ValueError(f"cannot map {image.shape[-1]} image channels to {channels}")
 
 
-def _random_resized_crop(image, size):
-    """Inception-style crop: 8-100% of the area, aspect ratio 3/4 to 4/3."""
-    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
-        tf.shape(image),
+def _crop_window(shape, seed):
+    """(begin, size) of an Inception-style crop of an image of `shape` (height, width,
+    channels): 8-100% of the area, aspect ratio 3/4 to 4/3. Stateless: the same `seed` and
+    height and width give the same window."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
         bounding_boxes=tf.zeros((1, 0, 4)),
+        seed=seed,
         area_range=(0.08, 1.0),
         aspect_ratio_range=(3 / 4, 4 / 3),
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
+    return begin, size
+
+
+def _random_resized_crop(image, size, seed):
+    begin, crop_size = _crop_window(tf.shape(image), seed)
     image = tf.slice(image, begin, crop_size)
     return tf.image.resize(image, (size, size))
+
+
+def _seeds(seed):
+    """(crop seed, flip seed) of an image's augmentation seed."""
+    if seed is None:
+        raise ValueError("training augmentation needs a seed")
+    return tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+
+
+def _scaled(image, image_size, channels):
+    image = tf.ensure_shape(image, (image_size, image_size, channels))
+    return image / 127.5 - 1.0
+
+
+# pixels decoded beyond each side of a JPEG crop window (`augment_encoded`)
+_JPEG_MARGIN = 2
+
+
+def augment_encoded(contents, image_size: int, channels: int, source_channels: int, seed):
+    """A JPEG file's contents (a string tensor) -> float32 (image_size, image_size,
+    channels) in [-1, 1], augmented as `preprocess` augments a large input in training,
+    with the same crop and flip for the same `seed`.
+
+    The image is decoded and cropped in one step: only the window that
+    `stateless_sample_distorted_bounding_box` draws from the header's shape
+    (`extract_jpeg_shape`) is decoded (`decode_and_crop_jpeg`), to the same pixels as
+    decoding the whole image and slicing it. `source_channels` are the channels the whole
+    image is decoded to (the dataset's), before `channels` are matched.
+    """
+    crop_seed, flip_seed = _seeds(seed)
+    shape = tf.image.extract_jpeg_shape(contents)
+    begin, size = _crop_window(shape, crop_seed)
+    # With subsampled chroma, a window's edge columns differ from the whole image's by a
+    # level or two (libjpeg's upsampling sees no neighbour past the window): decode a
+    # margin more and slice it off, for exactly the whole image's pixels.
+    start = tf.maximum(begin[:2] - _JPEG_MARGIN, 0)
+    stop = tf.minimum(begin[:2] + size[:2] + _JPEG_MARGIN, shape[:2])
+    image = tf.image.decode_and_crop_jpeg(contents, tf.concat([start, stop - start], 0), channels=source_channels)
+    top, left = tf.unstack(begin[:2] - start)
+    image = image[top : top + size[0], left : left + size[1]]
+    image = _match_channels(tf.cast(image, tf.float32), channels)
+    image = tf.image.resize(image, (image_size, image_size))
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return _scaled(image, image_size, channels)
 
 
 def _center_crop(image, size):
@@ -178,18 +489,22 @@ def _center_crop(image, size):
     return tf.image.resize_with_crop_or_pad(image, size, size)
 
 
-def preprocess(image, image_size: int, channels: int, training: bool):
+def preprocess(image, image_size: int, channels: int, training: bool, seed=None):
     """uint8 image -> float32 (image_size, image_size, channels) in [-1, 1].
 
     Large inputs (>= 128 px): random-resized crop and flip in training, a centre crop
     otherwise. Small inputs: resize if needed, then pad by 1/8 of the size, random crop
-    back and flip in training (CIFAR-style).
+    back and flip in training (CIFAR-style). Training augmentation is stateless: it is a
+    function of the image and `seed` (a shape-[2] integer tensor), so it does not depend on
+    which thread of a parallel map ran it, or on what ran before.
     """
     image = _match_channels(tf.cast(image, tf.float32), channels)
+    if training:
+        crop_seed, flip_seed = _seeds(seed)
     if image_size >= LARGE_INPUT:
         if training:
-            image = _random_resized_crop(image, image_size)
-            image = tf.image.random_flip_left_right(image)
+            image = _random_resized_crop(image, image_size, crop_seed)
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         else:
             image = _center_crop(image, image_size)
     else:
@@ -198,10 +513,15 @@ def preprocess(image, image_size: int, channels: int, training: bool):
         if training:
             pad = max(1, image_size // 8)
             image = tf.image.resize_with_crop_or_pad(image, image_size + 2 * pad, image_size + 2 * pad)
-            image = tf.image.random_crop(image, (image_size, image_size, channels))
-            image = tf.image.random_flip_left_right(image)
-    image = tf.ensure_shape(image, (image_size, image_size, channels))
-    return image / 127.5 - 1.0
+            image = tf.image.stateless_random_crop(image, (image_size, image_size, channels), crop_seed)
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return _scaled(image, image_size, channels)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's order and augmentation: a function of the run's seed and the
+    epoch alone, so that any epoch can be rebuilt exactly (on resume, for instance)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)
 
 
 def pipeline(
@@ -211,16 +531,45 @@ def pipeline(
     channels: int,
     batch_size: int,
     training: bool,
-    seed: int | None = None,
+    seed: int = 0,
+    epoch: int = 0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (images, labels): shuffled and augmented when `training`."""
-    data = dataset.data
+    """Batches of (images, labels): one epoch, shuffled and augmented when `training`.
+
+    A training epoch is a pure function of (`seed`, `epoch`): its order (a shuffle seeded
+    by both) and every image's augmentation (stateless, seeded by both and the image's
+    place in the epoch). Iterating it twice, or on another day, gives the same batches.
+    `skip_batches` drops the epoch's first batches before they are decoded, so a run
+    resumed mid-epoch sees exactly the batches it had not trained on.
+
+    Large inputs of a dataset that keeps its images encoded (`Dataset.encoded`) are
+    trained on by decoding each JPEG's random crop alone (`augment_encoded`): the same
+    batches, faster. Evaluation decodes whole images, resizes and centre-crops them.
+    """
+    fused = training and dataset.encoded is not None and image_size >= LARGE_INPUT
+    data = dataset.encoded if fused else dataset.data
     if training:
-        data = data.shuffle(min(dataset.num_examples, 50_000), seed=seed, reshuffle_each_iteration=True)
-    data = data.map(
-        lambda x, y: (preprocess(x, image_size, channels, training), y),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+        shuffle_seed = epoch_seed(seed, epoch)
+        data = data.shuffle(min(dataset.num_examples, 50_000), seed=shuffle_seed, reshuffle_each_iteration=False)
+        data = data.enumerate().skip(skip_batches * batch_size)
+
+        def augment(index, example):
+            image_seed = tf.stack([tf.constant(shuffle_seed, tf.int64), index])
+            if fused:
+                image = augment_encoded(example[0], image_size, channels, dataset.image_shape[2], image_seed)
+            else:
+                image = preprocess(example[0], image_size, channels, True, seed=image_seed)
+            return image, example[1]
+
+        data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        data = data.skip(skip_batches * batch_size)
+        data = data.map(
+            lambda x, y: (preprocess(x, image_size, channels, False), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

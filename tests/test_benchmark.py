@@ -138,11 +138,22 @@ def test_registered_model_lists_the_operators_its_method_adds(tmp_path):
     result = run("benchmark", "insta-resnet18", *args)
     assert result.exit_code == 0, result.output
     figures = json.loads(report.read_text())
-    assert figures["baseline"] == "reactnet-18 (28x28x3, alpha 0.125, 10 classes)"
+    assert figures["baseline"] == "reactnet-18 (28x28x3, alpha 0.125, 10 classes, untrained, weights perturbed)"
     # INSTA-Th's instance statistics (mean, cube root of the third moment) and the shifts
-    # of INSTA-PReLU, in every one of the 16 blocks
-    assert figures["added_operators"] == {"ABS": 16, "ADD": 80, "MEAN": 48, "MUL": 112, "POW": 16, "SIGN": 16, "SUB": 48}
-    assert "Operators added over reactnet-18 (28x28x3, alpha 0.125, 10 classes):\n  ABS                    +16\n" in result.stdout
+    # of INSTA-PReLU, in every one of the 16 blocks (the exact cube root adds no epsilon)
+    assert figures["added_operators"] == {"ABS": 16, "ADD": 64, "MEAN": 48, "MUL": 112, "POW": 16, "SIGN": 16, "SUB": 48}
+    assert "Operators added over reactnet-18 (28x28x3, alpha 0.125, 10 classes, untrained, weights perturbed):\n  ABS                    +16\n" in result.stdout
     keras = costs.count(zoo.create_model("insta-resnet18", input_shape=(28, 28, 3), alpha=0.125, num_classes=10))
     assert (figures["bops"], figures["flops"], figures["params"]) == (keras.bops, keras.flops, keras.params)
     assert figures["counted_on"] == "keras"
+
+
+@pytest.mark.slow
+def test_a_registered_name_means_its_pretrained_configuration():
+    result = run("benchmark", "insta-resnet18", "--runs", 1, "--warmup", 0)
+    assert result.exit_code == 0, result.output
+    weights = zoo.pretrained.get("insta-resnet18", "fashion_mnist")
+    first = result.stdout.splitlines()[0]
+    assert first == f"insta-resnet18 ({zoo.pretrained.describe(weights)}), converted with LCE"
+    assert "28x28x1, alpha 0.25, 10 classes" in first  # what `lqm evaluate insta-resnet18` measures
+    assert "Operators added over reactnet-18 (pretrained on fashion_mnist: 28x28x1, alpha 0.25" in result.stdout

@@ -35,7 +35,13 @@ def model_file(tmp_path_factory):
 def test_models_lists_and_counts():
     result = run("models")
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == zoo.list_models()
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:3] == ["model", "follows", "pretrained"]
+    assert [line.split()[0] for line in lines] == zoo.list_models()
+    # every model with downloadable weights shows their dataset and accuracy
+    rows = {line.split()[0]: line for line in lines}
+    for weights in zoo.pretrained.entries():
+        assert f"{weights.dataset} {weights.accuracy:.1%}" in rows[weights.model]
     costs = run("models", "*mobilenet", "--costs")
     rows = {line.split()[0]: line.split() for line in costs.stdout.splitlines()[1:]}
     assert sorted(rows) == ["dybnn-mobilenet", "float-mobilenet", "insta-mobilenet", "insta-plus-mobilenet"]
@@ -59,7 +65,7 @@ def test_train_convert_evaluate_on_real_fashion_mnist(tmp_path, real_fashion_mni
         "checkpoints", "config.json", "curves.png", "history.csv", "logs", "model.h5", "results.json",
     ]  # fmt: skip
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["input_shape"] == [28, 28, 1] and config["options"]["alpha"] == 0.25
+    assert config["info"]["input_shape"] == [28, 28, 1] and config["alpha"] == 0.25
     results = json.loads((run_dir / "results.json").read_text())
     assert results["eval_examples"] == 128 and 0 <= results["eval_accuracy"] <= 1
     assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
@@ -91,7 +97,7 @@ def test_bad_method_options(tmp_path, tiny_fashion_mnist):
     assert_one_line_error(run("train", "reactnet-18", "--gaaf", "foo(x)", *common), "bad GAAF genome 'foo(x)'")
     assert_one_line_error(run("train", "reactnet-18", "--gamma", "often", *common), "--gamma must be")
     result = run("train", "ftbnn-resnet18", "--alpha", 0.25, *common)
-    assert_one_line_error(result, "block1_bconv3x3: 16 input channels in 2 groups", "nearest valid widths are 64")
+    assert_one_line_error(result, "block5_bconv3x3: 16 input channels in 2 groups", "nearest valid widths are 64")
     assert not (tmp_path / "run").exists()
 
 
@@ -105,8 +111,8 @@ def test_train_with_method_options_records_the_method(tmp_path, tiny_fashion_mni
     assert result.exit_code == 0, result.output
     assert "threshold=insta, activation=fprelu, weights=learned, gamma=0.0002" in result.stdout
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["method"] == {"threshold": "insta", "activation": "fprelu", "weights": "learned", "gamma": 2e-4,
-                                "gaaf": None, "groups": 1, "downsample": "real", "binarise": "all"}  # fmt: skip
+    expected = {"threshold": "insta", "activation": "fprelu", "weights": "learned", "gamma": 2e-4, "gaaf": None, "groups": 1, "downsample": "real", "binarise": "all"}
+    assert {k: config["method"][k] for k in expected} == expected
 
 
 def test_missing_dataset_creates_no_run_folder(tmp_path):

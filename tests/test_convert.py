@@ -1,3 +1,5 @@
+import json
+
 import larq as lq
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ import tensorflow as tf
 import zoo
 from larq_methods import convert
 from larq_methods.layers import RPReLU, RSign
-from tests.helpers import perturb
+from tests.helpers import mini_model, perturb
 
 
 def _inputs(n=16, shape=(28, 28, 1), seed=0):
@@ -85,3 +87,45 @@ def test_low_agreement_is_refused():
     model = perturb(zoo.create_model("reactnet-18", input_shape=(28, 28, 1), alpha=0.25, num_classes=10))
     with pytest.raises(convert.ConversionError, match="agree on the top-1 class"):
         convert.convert_and_verify(model, _inputs(4), min_agreement=1.01)
+
+
+def test_tflite_with_the_scaling_inside_agrees_with_keras_on_raw_pixels():
+    model = perturb(zoo.create_model("reactnet-18", input_shape=(28, 28, 1), alpha=0.25, num_classes=10), stddev=0.05)
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
+    flatbuffer, report = convert.convert_and_verify(model, pixels / 127.5 - 1, min_agreement=1.0)
+    ops = convert.inventory(flatbuffer)
+    # the scaling x / 127.5 - 1 is the first two operators, in float on the input image
+    assert [op.type for op in ops[:2]] == ["MUL", "ADD"] and ops[0].input_shapes[0] == (1, 28, 28, 1)
+    expected = model.predict(pixels / 127.5 - 1, verbose=0)
+    lite = convert.TFLiteModel(flatbuffer)
+    assert lite.raw and lite.input_shape == (1, 28, 28, 1)
+    actual = lite.runner.predict(pixels)  # 0-255 pixels, as an app feeds them
+    np.testing.assert_array_equal(expected.argmax(-1), actual.argmax(-1))
+    assert np.mean(np.abs(expected - actual).max(axis=1) <= 1e-4) >= 0.75  # agrees to rounding
+    # TFLiteModel takes [-1, 1] images, like the Keras model, and scales them back itself
+    np.testing.assert_allclose(lite.predict(pixels / 127.5 - 1), actual, atol=1e-5)
+    assert report["card"]["input"]["range"] == [0.0, 255.0] and report["card"]["input"]["mean"] == 0.0
+
+
+def test_model_card_round_trips_through_tflite_metadata():
+    model = perturb(mini_model(classes=3), stddev=0.1)
+    inputs = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)).astype(np.float32)
+    meta = {"model": "mini", "method": "threshold=insta", "dataset": "pets", "accuracy": 0.75, "class_names": ["cat", "dog", "frog"]}
+    flatbuffer, report = convert.convert_and_verify(model, inputs, input="scaled", metadata=meta)
+    card = report["card"]
+    assert card["class_names"] == ["cat", "dog", "frog"] and card["accuracy"] == 0.75 and card["model"] == "mini"
+    assert card["input"]["shape"] == [1, 8, 8, 1] and card["input"]["range"] == [-1.0, 1.0]
+    assert (card["input"]["mean"], card["input"]["std"]) == (127.5, 127.5)  # (x - 127.5) / 127.5
+    assert card["output"]["meaning"] == "class probabilities (softmax)"
+    read = convert.read_metadata(flatbuffer)
+    assert json.loads(read["files"][convert.CARD_FILE]) == card
+    assert read["files"][convert.LABELS_FILE] == "cat\ndog\nfrog\n"
+    assert read["name"] == "mini" and "0.7500 on pets" in read["description"]
+    assert read["min_parser_version"] == convert.METADATA_PARSER_VERSION
+    assert read["input"] == {"name": "image", "color_space": "GRAYSCALE", "size": [8, 8], "mean": [127.5], "std": [127.5], "min": [-1.0], "max": [1.0]}
+    assert read["output"] == {"name": "probability", "labels_file": convert.LABELS_FILE}
+    # the interpreter runs the model with its metadata and archive, as it ran it without
+    assert not convert.TFLiteModel(flatbuffer).raw
+    np.testing.assert_allclose(convert.tflite_predict(flatbuffer, inputs), convert.tflite_predict(convert.convert(model), inputs), atol=1e-6)
+    with pytest.raises(convert.ConversionError, match="2 class names for a model of 3 classes"):
+        convert.convert_and_verify(model, inputs, metadata={"class_names": ["a", "b"]})

@@ -91,7 +91,7 @@ def test_preprocess_scales_to_minus_one_one_and_maps_channels():
 
 def test_small_training_augmentation_is_pad_crop_flip():
     image = _image()
-    out = data.preprocess(image, 28, 1, training=True).numpy()
+    out = data.preprocess(image, 28, 1, training=True, seed=tf.constant([1, 2])).numpy()
     assert out.shape == (28, 28, 1) and out.min() >= -1 and out.max() <= 1
     # pad by 3 with black (-1 after scaling), then crop: the result is the image shifted by
     # at most 3 pixels, perhaps mirrored. Some shift and flip must reproduce it exactly.
@@ -108,7 +108,7 @@ def test_small_training_augmentation_is_pad_crop_flip():
 
 def test_large_inputs_use_resized_crops():
     image = _image(300, 400, 3)
-    train = data.preprocess(image, 224, 3, training=True)
+    train = data.preprocess(image, 224, 3, training=True, seed=tf.constant([1, 2]))
     evaluate = data.preprocess(image, 224, 3, training=False)
     assert train.shape == evaluate.shape == (224, 224, 3)
     # evaluation: shorter side to 256, centre 224 crop; deterministic

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs
+from larq_methods import costs, data
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
@@ -120,6 +120,23 @@ def get(model: str, dataset: str = "fashion_mnist") -> Weights:
     models = sorted({w.model for w in entries()})
     available = f"models with weights: {', '.join(models)}" if models else "none are registered yet"
     raise WeightsError(f"no pretrained weights for {model!r}; {_hint(model, models)}{available}")
+
+
+def class_names(model: str, dataset: str = "fashion_mnist") -> tuple[str, ...] | None:
+    """The class names of `model`'s `dataset` weights, where the dataset names them."""
+    weights = get(model, dataset)
+    if weights.dataset == "fashion_mnist" and weights.num_classes == len(data.FASHION_MNIST_CLASSES):
+        return data.FASHION_MNIST_CLASSES
+    return None
+
+
+def describe(weights: Weights) -> str:
+    """The configuration that `weights` fit, in words: what a command measures with them."""
+    height, width, channels = weights.input_shape
+    return (
+        f"pretrained on {weights.dataset}: {height}x{width}x{channels}, alpha {weights.alpha:g}, "
+        f"{weights.num_classes} classes, top-1 {weights.accuracy:.4f}"
+    )
 
 
 def sha256(path) -> str:

@@ -1,0 +1,59 @@
+"""What the command line shows of the library before a command runs: the names its options
+choose from and the registered models, as a snapshot (catalogue.json).
+
+`lqm --help`, `lqm COMMAND --help` and `lqm models` read the snapshot instead of importing
+the library, whose TensorFlow takes 5 s or more to start. `python -m cli.catalogue`
+rewrites it from the library; tests/test_startup.py fails while it differs.
+"""
+
+import json
+from pathlib import Path
+
+FILE = Path(__file__).with_name("catalogue.json")
+
+
+def build() -> dict:
+    """The snapshot, from the library itself (which imports TensorFlow)."""
+    import larq_methods
+    import zoo
+    from larq_methods import convert, data, gaaf, method, training
+
+    return {
+        "version": larq_methods.__version__,
+        "choices": {
+            "presets": sorted(zoo.PRESETS),
+            "thresholds": list(method.THRESHOLDS),
+            "activations": list(method.ACTIVATIONS),
+            "weights": list(method.WEIGHTS),
+            "downsamples": list(method.DOWNSAMPLES),
+            "recipes": list(training.RECIPES),
+            "strategies": list(training.STRATEGIES),
+            "inputs": list(convert.INPUTS),
+            "selections": list(gaaf.SELECTIONS),
+            "schedules": list(training.SCHEDULES),
+        },
+        "gaaf_search_space": gaaf.SEARCH_SPACE,
+        "gaaf_admission": gaaf.ADMISSION,
+        "fashion_mnist_env": data.FASHION_MNIST_ENV,
+        "models": [
+            {k: getattr(zoo.get_entry(name), k) for k in ("name", "backbone", "follows", "description")}
+            for name in zoo.list_models()
+        ],
+        "pretrained": [{"model": w.model, "dataset": w.dataset, "accuracy": w.accuracy} for w in zoo.pretrained.entries()],
+    }
+
+
+# without the file (not written yet), from the library: slower, the same
+_SNAPSHOT = json.loads(FILE.read_text()) if FILE.exists() else build()
+VERSION: str = _SNAPSHOT["version"]
+CHOICES: dict[str, list] = _SNAPSHOT["choices"]
+GAAF_SEARCH_SPACE: int = _SNAPSHOT["gaaf_search_space"]
+GAAF_ADMISSION: float = _SNAPSHOT["gaaf_admission"]
+FASHION_MNIST_ENV: str = _SNAPSHOT["fashion_mnist_env"]
+MODELS: list[dict] = _SNAPSHOT["models"]
+PRETRAINED: list[dict] = _SNAPSHOT["pretrained"]
+
+
+if __name__ == "__main__":
+    FILE.write_text(json.dumps(build(), indent=1) + "\n")
+    print(f"wrote {FILE}")
