@@ -149,6 +149,9 @@ def unbinarised(model: tf.keras.Model, ops: list[Op]) -> list[str]:
             filt = op.input_shapes[1]
             key = _signature(op.output_shapes[0], filt[1:3])
             if op.type == "LceBconv2d":
+                # a bconv whose output feeds a sign directly writes it bitpacked (32
+                # channels to an int32): its filter (OHWI) still counts the channels
+                key = (*key[:2], filt[0], *key[3:])
                 bconvs[key] += 1
             else:
                 floats.setdefault(key, op.type)

@@ -135,13 +135,14 @@ def test_resnete_18_is_gaafs_proxy_network():
 
 
 @pytest.mark.slow
-def test_resnete_18_converts_fully_binary():
+@pytest.mark.parametrize("genome", ["mul(x,cos)", "gate(scale,abs)"])
+def test_resnete_18_converts_fully_binary(genome):
     from larq_methods import convert
 
-    # A genome that is not folded, so that a float op sits between each BN and sign: with
-    # nothing there, LCE fuses BN and sign into a bconv with bitpacked output, which the
-    # binarisation check (it pairs ops by output shape) cannot yet pair with its layer.
-    method = zoo.get_entry("resnete-18").method.replace(gaaf="mul(x,cos)")
+    # mul(x, cos) leaves a float op between each BN and sign; gate(scale, abs) folds to a
+    # sign of the BN output at inference, so LCE fuses BN and sign into bconvs that write
+    # bitpacked outputs, which the binarisation check must still pair with their layers.
+    method = zoo.get_entry("resnete-18").method.replace(gaaf=genome)
     model = zoo.create_model("resnete-18", input_shape=(32, 32, 3), num_classes=10, alpha=0.5, method=method)
     model = perturb(model, stddev=0.05)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
