@@ -45,6 +45,11 @@ def _latent(layer):
     return getattr(layer.kernel, "latent_variable", layer.kernel)
 
 
+def latent_sign_bits(layer):
+    """True where the sign of `layer`'s latent kernel is +1: what oscillates."""
+    return _sign_bits(_latent(layer))
+
+
 def adaptive_gamma(flipped, grad_wrt_binary):
     r"""The paper's balance per output channel.
 
@@ -269,7 +274,7 @@ class ReBNNConv2D(hooks.TrainingHook, lq.layers.QuantConv2D):
 
     def sign_bits(self):
         """True where the latent kernel's sign is +1."""
-        return _sign_bits(_latent(self))
+        return latent_sign_bits(self)
 
     def update_gamma(self, previous_bits, grad_wrt_binary):
         """Adaptive gamma from the flips since `previous_bits` and dL/dw_hat; returns the op.

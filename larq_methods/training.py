@@ -314,30 +314,24 @@ class SignOscillation(tf.Module):
 
     def __init__(self, model):
         super().__init__(name="oscillation")
-        self._layers = [
-            layer for layer in costs.flat_layers(model) if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)
-        ]
+        self._layers = binary_kernel_layers(model)
         self.signs = [
-            tf.Variable(self._bits(layer), trainable=False, name=f"sign_{i}") for i, layer in enumerate(self._layers)
+            tf.Variable(rebnn.latent_sign_bits(layer), trainable=False, name=f"sign_{i}")
+            for i, layer in enumerate(self._layers)
         ]
-
-    @staticmethod
-    def _bits(layer):
-        latent = getattr(layer.kernel, "latent_variable", layer.kernel)
-        return tf.greater_equal(latent, 0)
 
     def ratios(self) -> dict[str, float]:
         if not self._layers:
             return {}
         ratios = {
-            f"oscillation/{layer.name}": float(rebnn.oscillation_ratio(previous, self._bits(layer)))
+            f"oscillation/{layer.name}": float(rebnn.oscillation_ratio(previous, rebnn.latent_sign_bits(layer)))
             for layer, previous in zip(self._layers, self.signs)
         }
         return {**ratios, "oscillation/mean": float(np.mean(list(ratios.values())))}
 
     def snapshot(self) -> None:
         for layer, previous in zip(self._layers, self.signs):
-            previous.assign(self._bits(layer))
+            previous.assign(rebnn.latent_sign_bits(layer))
 
 
 class Checkpoints:
@@ -544,9 +538,10 @@ def fit(
 
     step = int(trainer.optimizer.iterations.numpy())
     last_save, last_save_time = step, time.perf_counter()
-    done, training_metrics = completed, None
+    done, training_metrics, current = completed, None, completed
     try:
         for epoch in range(completed, epochs):
+            current = epoch
             first = step - epoch * steps_per_epoch
             if first < 0 or first > steps_per_epoch:
                 raise TrainingError(f"the checkpoint's {step} steps do not fit epoch {epoch + 1} of {steps_per_epoch} steps")
@@ -619,12 +614,17 @@ def fit(
             for variable, value in zip((v for m in trainer.metrics for v in m.variables), training_metrics):
                 variable.assign(value)
         where = f"; its state is checkpointed in {checkpoints.manager.directory}" if save(done) else ""
-        raise Interrupted(f"interrupted during epoch {step // steps_per_epoch + 1}{where}") from None
+        raise Interrupted(f"interrupted during epoch {current + 1}{where}") from None
     return elapsed()
 
 
+def binary_kernel_layers(model) -> list:
+    """The layers of `model` (nested models included) whose kernels are 1-bit."""
+    return [layer for layer in costs.flat_layers(model) if hasattr(layer, "kernel") and costs.has_binary_kernel(layer)]
+
+
 def has_binary_kernels(model) -> bool:
-    return any(costs.has_binary_kernel(layer) for layer in costs.flat_layers(model) if hasattr(layer, "kernel"))
+    return bool(binary_kernel_layers(model))
 
 
 # -- recipes ------------------------------------------------------------------------------
@@ -695,9 +695,6 @@ def transfer_weights(source, target, *, what: str = "step-1 weight(s) into step 
     return copied
 
 
-_STEP, _INIT = "step-1 weight(s) into step 2", "initial weight(s) into this model"
-
-
 def _short(weight) -> str:
     """The weight's name within its layer: 'block1_sign/fc1/kernel:0' -> 'fc1/kernel'."""
     name = weight.name.split(":")[0]
@@ -708,6 +705,13 @@ def _step_dir(run_dir: Path, name: str) -> Path:
     path = run_dir / name if name else run_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def start_from(source, target) -> int:
+    """Starts `target` from the weights of `source`, a model of the same kind (a run's
+    `--init`): `check_same_method`, then `transfer_weights`; returns how many it copied."""
+    check_same_method(source, target)
+    return transfer_weights(source, target, what="initial weight(s) into this model")
 
 
 def check_same_method(source, target) -> None:
@@ -828,8 +832,9 @@ def train(
                     if source is not None:
                         source = source if isinstance(source, tf.keras.Model) else saving.load_model(source)
                         if previous is None:
-                            check_same_method(source, model)
-                        transfer_weights(source, model, what=_INIT if previous is None else _STEP)
+                            start_from(source, model)
+                        else:
+                            transfer_weights(source, model)
                         if oscillation is not None:
                             oscillation.snapshot()
                 completed = checkpoints.restore(model) if restoring else 0

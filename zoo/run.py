@@ -289,9 +289,8 @@ def run(
     model_costs = costs.count(model)
     if config.init and not resume:  # the weights must fit before the run folder exists
         first_method = config.recipe.steps(config.method)[0][1]
-        source, target = prepared.load(config.init, "--init"), prepared.build(first_method)
-        training.check_same_method(source, target)
-        training.transfer_weights(source, target, what="initial weight(s) into this model")
+        target = model if first_method == config.method else prepared.build(first_method)
+        training.start_from(prepared.load(config.init, "--init"), target)
     tf.keras.backend.clear_session()
     recipe, method = config.recipe, config.method
     # a resumed run's config.json changes only when the run is extended
@@ -307,7 +306,11 @@ def run(
             "eval_examples": prepared.eval_set.num_examples,
             "steps_per_epoch": prepared.steps_per_epoch,
             "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
-            "schedule": f"Adam, {recipe.warmup_epochs} warm-up epochs, then linear decay to 0 per step",
+            "schedule": (
+                f"Adam, {recipe.warmup_epochs} warm-up epochs, then linear decay to 0 per step"
+                if recipe.schedule == "linear"
+                else "Adam, GAAF's step schedule (x0.2 from epoch 80, ...)"
+            ),
             "replicas": strategy.num_replicas_in_sync,
             "costs": model_costs.as_dict(),
             "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
