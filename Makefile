@@ -38,7 +38,7 @@ dataset:
 	fi
 
 demo: install dataset
-	$(BIN)/lqm train reactnet-18 --alpha 0.25 --epochs 1 --output $(RUN)
+	$(BIN)/lqm train reactnet-18 --recipe one-step --alpha 0.25 --epochs 1 --output $(RUN)
 	$(BIN)/lqm convert $(RUN)/model.h5 --output $(RUN)/model.tflite --dataset fashion_mnist
 	$(BIN)/lqm evaluate $(RUN)/model.tflite --dataset fashion_mnist
 	@echo "Demo run folder: $(RUN)"

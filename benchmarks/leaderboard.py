@@ -199,9 +199,10 @@ def main():
             print(f"published {entry.file}: {entry.accuracy:.4f} (training run: {best['accuracy']:.4f})", flush=True)
 
 
-def publish(result, eval_set, dataset="fashion_mnist"):
+def publish(result, eval_set, dataset="fashion_mnist", recipe=None):
     """Packs a run's model into zoo/weights/ and registers it, with the accuracy of the
-    packed weights measured as `lqm evaluate NAME` measures it."""
+    packed weights measured as `lqm evaluate NAME` measures it; `recipe` adds to (or
+    replaces parts of) the registry's description of how it was trained."""
     name, method = result["model"], Method(**result["method"])
     path = pretrained.WEIGHTS_DIR / f"{name}-{dataset}.npz"
     pretrained.save_packed(saving.load_model(Path(result["run_dir"]) / "model.h5"), path)
@@ -211,10 +212,13 @@ def publish(result, eval_set, dataset="fashion_mnist"):
     labels = np.concatenate([y.numpy() for _, y in batches])
     accuracy = float(np.mean(model.predict(batches.map(lambda x, y: x), verbose=0).argmax(-1) == labels))
     tf.keras.backend.clear_session()
-    recipe = {k: result[k] for k in ("epochs", "train_split", "batch_size", "learning_rate", "seed")}
+    trained = {k: result[k] for k in ("epochs", "train_split", "batch_size", "learning_rate", "seed")}
     entry = pretrained.Weights(
         model=name, dataset=dataset, file=path.name, sha256=pretrained.sha256(path), accuracy=round(accuracy, 4),
-        recipe={"recipe": "one-step", "optimizer": "adam, linear decay to 0", "leaderboard": "benchmarks/leaderboard.py", **recipe, "method": method.as_dict()},
+        recipe={
+            "recipe": "one-step", "optimizer": "adam, linear decay to 0", "leaderboard": "benchmarks/leaderboard.py",
+            **trained, **(recipe or {}), "method": method.as_dict(),
+        },
         date=result["date"], alpha=result["alpha"], input_shape=shape, num_classes=eval_set.num_classes,
     )  # fmt: skip
     pretrained.register(entry)

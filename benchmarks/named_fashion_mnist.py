@@ -49,7 +49,7 @@ def main():
         alpha = 1.0 if entry.method.groups > 1 else args.alpha
         run_dir = root / name
         try:
-            run("train", name, "--alpha", alpha, "--epochs", 1, "-o", run_dir)
+            run("train", name, "--recipe", "one-step", "--alpha", alpha, "--epochs", 1, "-o", run_dir)
             run("convert", run_dir / "model.h5", "-o", run_dir / "model.tflite", "--dataset", "fashion_mnist")
             out, _ = run("evaluate", run_dir / "model.tflite")
         except RuntimeError as e:

@@ -17,6 +17,7 @@ def build() -> dict:
     import larq_methods
     import zoo
     from larq_methods import convert, data, gaaf, method, training
+    from zoo import recipes
 
     return {
         "version": larq_methods.__version__,
@@ -26,7 +27,7 @@ def build() -> dict:
             "activations": list(method.ACTIVATIONS),
             "weights": list(method.WEIGHTS),
             "downsamples": list(method.DOWNSAMPLES),
-            "recipes": list(training.RECIPES),
+            "recipes": list(recipes.RECIPE_PRESETS),
             "strategies": list(training.STRATEGIES),
             "inputs": list(convert.INPUTS),
             "selections": list(gaaf.SELECTIONS),

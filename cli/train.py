@@ -18,6 +18,7 @@ saving = lazy("larq_methods.saving")
 training = lazy("larq_methods.training")
 lqmethod = lazy("larq_methods.method")
 lqrun = lazy("zoo.run")
+recipes = lazy("zoo.recipes")
 
 
 def method_options(f):
@@ -69,34 +70,57 @@ def _absolute(spec):
     return str(Path(spec).expanduser().resolve())
 
 
+# options that replace a part of the --recipe preset when given
+RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing")
+
+
+def _recipe(o: dict, data_config):
+    """(recipe, teacher, teacher_recipe): the --recipe preset for the model and dataset with
+    the options given replacing its parts, and the teacher (the paper recipe's float twin
+    unless --teacher says otherwise; trained first when no pretrained weights fit)."""
+    model, name = o["model_name"], o["recipe"]
+    dataset = data_config.dataset
+    if name == "paper" and o["epochs"] is None and dataset not in recipes.EPOCHS:
+        num_examples = data_config.load(data_config.train_split, o["seed"]).num_examples
+    else:
+        num_examples = 0  # not needed: the dataset's epochs are known or given
+    recipe = recipes.resolve(name, model, dataset, num_examples)
+    given = {k: o[k] for k in RECIPE_PARTS if o[k] is not None}
+    recipe = dataclasses.replace(recipe, **given, jit_compile=o["xla"])
+    teacher = o["teacher"]
+    if teacher is not None and teacher.lower() == "none":
+        return recipe, None, None
+    if teacher is None and name == "paper" and recipes.float_twin(model):
+        return recipe, recipes.float_twin(model), recipes.teacher_recipe(recipe)
+    return recipe, teacher, None
+
+
 def _config(o: dict, data_dir) -> lqrun.RunConfig:
     """The run configuration the options `o` describe."""
     dataset = o["dataset"]
     default_train, default_eval = data.default_splits(dataset)
     method = resolve_method(o["model_name"], **{k: o[k] for k in METHOD_PARTS})
-    recipe = training.Recipe(
-        recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"], learning_rate=o["learning_rate"],
-        warmup_epochs=o["warmup_epochs"], weight_decay=o["weight_decay"], label_smoothing=o["label_smoothing"],
-        jit_compile=o["xla"],
-    )  # fmt: skip
+    data_config = lqrun.DataConfig(
+        # a folder by its absolute path, so that --resume works from anywhere
+        dataset=_absolute(dataset),
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None,
+        train_split=o["train_split"] or default_train,
+        eval_split=o["eval_split"] or default_eval,
+        image_size=o["image_size"],
+        channels=int(o["channels"]) if o["channels"] else None,
+        validation_split=o.get("validation_split"),
+        skip_bad_images=bool(o.get("skip_bad_images")),
+    )
+    recipe, teacher, teacher_recipe = _recipe(o, data_config)
     return lqrun.RunConfig(
         model=o["model_name"],
         method=method,
         recipe=recipe,
-        data=lqrun.DataConfig(
-            # a folder by its absolute path, so that --resume works from anywhere
-            dataset=_absolute(dataset),
-            data_dir=str(Path(data_dir).resolve()) if data_dir else None,
-            train_split=o["train_split"] or default_train,
-            eval_split=o["eval_split"] or default_eval,
-            image_size=o["image_size"],
-            channels=int(o["channels"]) if o["channels"] else None,
-            validation_split=o.get("validation_split"),
-            skip_bad_images=bool(o.get("skip_bad_images")),
-        ),
+        data=data_config,
         alpha=o["alpha"],
         seed=o["seed"],
-        teacher=_absolute(o["teacher"]),
+        teacher=_absolute(teacher),
+        teacher_recipe=teacher_recipe,
         init=_absolute(o["init"]),
         strategy=o["strategy"],
         deterministic=o["deterministic"],
@@ -108,14 +132,14 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
 @click.command()
 @click.argument("model_name", metavar="MODEL", required=False)
 @data_options
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="Epochs (per step with --recipe two-step); with --resume, extends the run to this many.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Global batch size, split over the strategy's replicas.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam's peak rate, decayed linearly to zero per step.")
-@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Linear warm-up before the decay.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two-step, else 0].")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option("--recipe", type=click.Choice(catalogue.CHOICES["recipes"]), default="one-step", show_default=True, help="two-step: ReActNet's step 1 (binary activations, real weights), then step 2 (all binary) from step 1's weights.")
-@click.option("--teacher", metavar="MODEL_FILE|RUN|NAME", help="Distil from this frozen model with the distributional loss (e.g. a trained float-resnet18).")
+@click.option("--recipe", type=click.Choice(catalogue.CHOICES["recipes"]), default="paper", show_default=True, help="paper: ReActNet's released recipe, scaled to the dataset (two steps, distilled from the float twin, Adam 1.25e-3, batch 256; see the README). one-step / two-step: plain recipes (1 epoch, batch 128, Adam 1e-3, no teacher). The options below replace its parts.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (per step of two); with --resume, extends the run to this many [default: the recipe's].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over the strategy's replicas [default: the recipe's].")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="Adam's peak rate, decayed linearly to zero per step [default: the recipe's].")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), help="Linear warm-up before the decay [default: 0].")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two, and for float models under the paper recipe; else 0].")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[default: 0]")
+@click.option("--teacher", metavar="MODEL_FILE|RUN|NAME|none", help="Distil from this frozen model with the distributional loss [default: the float twin under the paper recipe (its pretrained weights if they fit, else trained first into RUN/teacher); none otherwise].")
 @click.option("--init", metavar="MODEL_FILE|RUN|NAME", help="Start from these weights (a model file, a run folder's model.h5, or a registered name's pretrained weights): same model and method.")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")
 @click.option("--image-size", type=click.IntRange(min=8), help="Input height and width [default: the dataset's].")
@@ -155,7 +179,7 @@ def train(ctx, data_dir, output, resume, **options):
                     f"drop {', '.join(given or ['--output'])}"
                 )
             config = lqrun.RunConfig.load(run_dir)
-            if ctx.get_parameter_source("epochs") is not click.core.ParameterSource.DEFAULT:
+            if options["epochs"] is not None:
                 epochs = options["epochs"]
                 if epochs < config.recipe.epochs:
                     raise training.TrainingError(f"{run_dir} has {config.recipe.epochs} epoch(s) per step; --epochs can only extend it")
@@ -178,5 +202,7 @@ def train(ctx, data_dir, output, resume, **options):
             ctx.exit(130)
     click.echo(
         f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
-        f"images after {results['train_seconds']:.0f} s of training; model saved to {run_dir / 'model.h5'}"
+        f"images after {results['train_seconds']:.0f} s of training"
+        f"{f' (and {teacher:.0f} s for the teacher)' if (teacher := results.get('teacher_train_seconds')) else ''}"
+        f"; model saved to {run_dir / 'model.h5'}"
     )

@@ -55,7 +55,7 @@ def test_models_lists_and_counts():
 def test_train_convert_evaluate_on_real_fashion_mnist(tmp_path, real_fashion_mnist):
     run_dir = tmp_path / "run"
     result = run(
-        "train", "reactnet-18", "--alpha", 0.25, "--epochs", 1, "--batch-size", 64,
+        "train", "reactnet-18", "--recipe", "one-step", "--alpha", 0.25, "--epochs", 1, "--batch-size", 64,
         "--train-split", "train[:256]", "--eval-split", "test[:128]",
         "--data-dir", real_fashion_mnist, "-o", run_dir,
     )  # fmt: skip
@@ -106,7 +106,7 @@ def test_train_with_method_options_records_the_method(tmp_path, tiny_fashion_mni
     run_dir = tmp_path / "run"
     result = run(
         "train", "reactnet-18", "--threshold", "insta", "--activation", "fprelu", "--weights", "learned",
-        "--gamma", "2e-4", "--alpha", 0.25, "--batch-size", 20, "--data-dir", tiny_fashion_mnist, "-o", run_dir,
+        "--gamma", "2e-4", "--recipe", "one-step", "--alpha", 0.25, "--batch-size", 20, "--data-dir", tiny_fashion_mnist, "-o", run_dir,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "threshold=insta, activation=fprelu, weights=learned, gamma=0.0002" in result.stdout

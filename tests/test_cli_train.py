@@ -20,7 +20,7 @@ from zoo import pretrained
 from tests.test_cli import assert_one_line_error, run
 
 # the cheapest real model on the tiny data: 2 steps of 16 images per epoch
-SMALL = ["--alpha", 0.125, "--train-split", "train[:32]", "--batch-size", 16]
+SMALL = ["--recipe", "one-step", "--alpha", 0.125, "--train-split", "train[:32]", "--batch-size", 16]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def distilled_two_step(tmp_path_factory, data_dir, teacher_run):
     (the tests' time goes to tracing each step's training function)."""
     run_dir = tmp_path_factory.mktemp("student") / "run"
     result = run(
-        "train", "reactnet-18", "--recipe", "two-step", "--epochs", 1, "--teacher", teacher_run, *SMALL,
+        "train", "reactnet-18", *SMALL, "--recipe", "two-step", "--epochs", 1, "--teacher", teacher_run,
         "--data-dir", data_dir, "-o", run_dir,
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -148,7 +148,7 @@ def test_folder_dataset_trains_converts_and_predicts_with_its_class_names(tmp_pa
 
     root = make_folder(tmp_path / "pets", train=8, test=4)
     run_dir = tmp_path / "run"
-    common = ("--alpha", 0.125, "--epochs", 1, "--batch-size", 8, "--image-size", 16)
+    common = ("--recipe", "one-step", "--alpha", 0.125, "--epochs", 1, "--batch-size", 8, "--image-size", 16)
     result = run("train", "reactnet-18", "--dataset", root, *common, "-o", run_dir)
     assert result.exit_code == 0, result.output
     config = json.loads((run_dir / "config.json").read_text())

@@ -25,6 +25,7 @@ import tensorflow as tf
 import larq_methods
 from larq_methods import costs, data, saving, training
 from larq_methods.method import Method
+from zoo import pretrained
 from zoo.registry import UnknownModelError, create_model, get_entry
 
 CONFIG_VERSION = 1
@@ -71,7 +72,9 @@ class RunConfig:
       decay, label smoothing, XLA.
     - `data`, `alpha` (width), `seed` (initial weights, data order, augmentation).
     - `teacher`: distil from this model file, run folder or registered name; `init`:
-      start from the weights of one.
+      start from the weights of one. `teacher_recipe`: with a registered name whose
+      pretrained weights do not fit this run (input, classes, width), the teacher is
+      trained first with this recipe into `run_dir/teacher` (the paper recipe's float twin).
     - `strategy`: `tf.distribute` strategy name; `deterministic`: op determinism (the
       same config and seed give bit-identical weights and history on one machine).
     - `checkpoint_steps` / `checkpoint_seconds`: checkpoints within an epoch, so that a
@@ -86,6 +89,7 @@ class RunConfig:
     alpha: float = 1.0
     seed: int = 0
     teacher: str | None = None
+    teacher_recipe: training.Recipe | None = None
     init: str | None = None
     strategy: str = "default"
     deterministic: bool = True
@@ -115,6 +119,8 @@ class RunConfig:
             parts = {k: v for k, v in obj.items() if k not in ("version", "info")}  # info: derived, never read
             parts["method"] = Method(**parts["method"])
             parts["recipe"] = training.Recipe(**parts.get("recipe", {}))
+            if parts.get("teacher_recipe") is not None:
+                parts["teacher_recipe"] = training.Recipe(**parts["teacher_recipe"])
             parts["data"] = DataConfig(**parts.get("data", {}))
             parts["commands"] = tuple(parts.get("commands", ()))
             return cls(**parts)
@@ -200,6 +206,9 @@ def load_model_spec(spec: str, role: str, dataset: str, input_shape, num_classes
 
 # -- the run --------------------------------------------------------------------------------
 
+# where a run trains its teacher first (`RunConfig.teacher_recipe`)
+TEACHER_FOLDER = "teacher"
+
 
 @dataclass
 class Prepared:
@@ -238,6 +247,43 @@ class Prepared:
 
     def load(self, spec: str, role: str) -> tf.keras.Model:
         return load_model_spec(spec, role, self.config.data.dataset, self.input_shape, self.train_set.num_classes)
+
+
+def shipped_weights(config: RunConfig, prepared: Prepared) -> pretrained.Weights | None:
+    """The pretrained weights of `config.teacher` (a registered name) for the run's dataset
+    that fit the run (input shape, classes and width), or None."""
+    try:
+        weights = pretrained.get(config.teacher, config.data.dataset)
+    except pretrained.WeightsError:
+        return None
+    fits = (tuple(weights.input_shape), weights.num_classes, weights.alpha)
+    return weights if fits == (prepared.input_shape, prepared.train_set.num_classes, config.alpha) else None
+
+
+def teacher_config(config: RunConfig) -> RunConfig:
+    """The run that trains `config.teacher` first: its own method, `config.teacher_recipe`,
+    the same data, width, seed and settings."""
+    return config.replace(
+        model=config.teacher, method=get_entry(config.teacher).method, recipe=config.teacher_recipe,
+        teacher=None, teacher_recipe=None, init=None,
+    )  # fmt: skip
+
+
+def train_teacher(config: RunConfig, run_dir: Path, *, echo, verbose) -> str:
+    """Trains (or resumes, or finds finished) the teacher of `config` in
+    `run_dir/teacher`; returns that folder."""
+    folder = run_dir / TEACHER_FOLDER
+    sub = teacher_config(config)
+    started = (folder / "config.json").exists()
+    if started and training.is_complete(folder, sub.recipe, sub.method):
+        echo(f"Distilling from the teacher trained first in {folder}")
+        return str(folder)
+    echo(
+        f"{config.teacher} has no pretrained {config.data.dataset} weights for this input, these classes and "
+        f"alpha {config.alpha}: {'resuming' if started else 'training'} it first as the teacher -> {folder}"
+    )
+    run(sub, folder, resume=started, verbose=verbose, echo=echo)
+    return str(folder)
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -282,7 +328,10 @@ def run(
     prepared = prepare(config)
     config = prepared.config
     strategy = training.make_strategy(config.strategy)
-    if config.teacher:
+    trains_teacher = config.teacher_recipe is not None and (
+        (run_dir / TEACHER_FOLDER / "config.json").exists() or shipped_weights(config, prepared) is None
+    )
+    if config.teacher and not trains_teacher:
         prepared.load(config.teacher, "--teacher")  # fail before the run starts
         tf.keras.backend.clear_session()
     model = prepared.build(config.method)
@@ -329,10 +378,14 @@ def run(
         if name:
             echo(f"{name}: {step_method}, weight decay {weight_decay:g}")
 
+    teacher = train_teacher(config, run_dir, echo=echo, verbose=verbose) if trains_teacher else config.teacher
+    if config.teacher and not trains_teacher and config.teacher_recipe is not None:
+        shipped = shipped_weights(config, prepared)
+        echo(f"Distilling from the pretrained {config.teacher} {shipped.dataset} weights ({100 * shipped.accuracy:.2f}%)")
     training.train(
         prepared.build, method, prepared.train_data, prepared.eval_data(), recipe, run_dir,
         steps_per_epoch=prepared.steps_per_epoch,
-        teacher=(lambda: prepared.load(config.teacher, "--teacher")) if config.teacher else None,
+        teacher=(lambda: prepared.load(teacher, "--teacher")) if teacher else None,
         init=(lambda: prepared.load(config.init, "--init")) if config.init else None,
         strategy=strategy, resume=resume, verbose=verbose, on_step=announce, callbacks=callbacks,
         checkpoint_steps=config.checkpoint_steps, checkpoint_seconds=config.checkpoint_seconds,
@@ -347,6 +400,9 @@ def run(
         "epochs": len(history["epoch"]),
         "train_seconds": training.run_seconds(run_dir, recipe, method),
     }
+    if trains_teacher:
+        sub = teacher_config(config)
+        results["teacher_train_seconds"] = training.run_seconds(run_dir / TEACHER_FOLDER, sub.recipe, sub.method)
     if training.is_chief(strategy):
         training.write_json(run_dir / "results.json", results)
     return results

@@ -1,0 +1,310 @@
+"""The study: every named binary model of the ReActNet-18 and ReActNet-A families, trained
+with the paper recipe (`zoo.recipes`) and distilled from its family's float twin, on
+Fashion-MNIST at one width and input size, several seeds each.
+
+    .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
+        [--models PATTERN] [--commit] [--report] [--publish]
+
+It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
+resumed exactly where a killed run stopped); once finished, its results.json, config.json,
+history CSVs and packed weights go to benchmarks/results/study/MODEL-sSEED/ in one rename
+(`--commit` commits that folder), and a rerun skips every (model, seed) that has its
+results.json there. The float twins train first (one seed) and teach both seeds.
+
+Writes benchmarks/results/study.md (mean and spread per model, gain over the family's
+baseline per seed, float twin, gap, training time, the last epochs) and study.png
+(test accuracy per epoch). `--publish` packs the best seed of every model into
+zoo/weights/ with its registry entry (`benchmarks/leaderboard.py`'s `publish`).
+
+FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give (24 in
+its widest stage 2): its row trains FTBNN's other parts with groups=1 and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import fnmatch
+import json
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
+import tensorflow as tf  # noqa: E402
+
+import zoo  # noqa: E402
+from larq_methods import data, saving, training  # noqa: E402
+from leaderboard import method_for  # noqa: E402
+from zoo import pretrained, recipes  # noqa: E402
+from zoo.run import DataConfig, RunConfig, run  # noqa: E402
+
+FAMILIES = {
+    "reactnet-18": ("reactnet-18", "insta-resnet18", "insta-plus-resnet18", "dybnn-resnet18",
+                    "rebnn-resnet18", "ftbnn-resnet18", "gaaf-resnet18"),
+    "reactnet-a": ("reactnet-a", "insta-mobilenet", "insta-plus-mobilenet", "dybnn-mobilenet"),
+}  # fmt: skip
+# how many of a model's last epochs (test accuracy) the table shows
+LAST_EPOCHS = 3
+
+
+def jobs(models, seeds) -> list[tuple[str, int]]:
+    """(model, seed) in training order: the float twins (seed 0), then every model's
+    first seed, then the next: a partial study has one seed of everything."""
+    twins = sorted({recipes.float_twin(m) for m in models if recipes.float_twin(m)})
+    return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in models]
+
+
+def config_for(model, seed, args, command) -> RunConfig:
+    """The study's run of (model, seed): the paper recipe at `args.epochs` per step, its
+    float twin's study run as teacher."""
+    shape = (args.image_size, args.image_size, 1)
+    method, _ = method_for(model, args.alpha, shape, 10)
+    recipe = recipes.paper(model, "fashion_mnist", 60_000)
+    recipe = dataclasses.replace(recipe, epochs=args.epochs * (2 if recipes.is_float(model) else 1))
+    twin = recipes.float_twin(model)
+    return RunConfig(
+        model=model,
+        method=method,
+        recipe=recipe,
+        data=DataConfig(data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split, image_size=args.image_size, channels=1),
+        alpha=args.alpha,
+        seed=seed,
+        teacher=str((args.work / f"{twin}-s0").resolve()) if twin else None,
+        checkpoint_seconds=300.0,
+        commands=(command,),
+    )  # fmt: skip
+
+
+def train(model, seed, args, command) -> Path:
+    """Trains (model, seed) into its run folder, fresh or resumed; returns the folder."""
+    config = config_for(model, seed, args, command)
+    run_dir = args.work / f"{model}-s{seed}"
+    resume = (run_dir / "config.json").exists()
+    if resume:
+        saved = RunConfig.load(run_dir)
+        if saved.replace(commands=()) != config.replace(commands=()):
+            raise SystemExit(f"{run_dir} holds a run of other settings; give another --work or remove it")
+        if training.is_complete(run_dir, saved.recipe, saved.method):
+            return run_dir
+        config = saved
+    elif run_dir.exists():  # created, but stopped before its config was written
+        shutil.rmtree(run_dir)
+    run(config, run_dir, resume=resume, verbose=2, echo=lambda line: print(line, flush=True))
+    tf.keras.backend.clear_session()
+    return run_dir
+
+
+def harvest(model, seed, run_dir: Path, args) -> dict:
+    """Copies what the study keeps of a finished run into args.out/MODEL-sSEED/, whole or
+    not at all (a temporary folder renamed into place)."""
+    config = RunConfig.load(run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    steps = [name for name, _, _ in config.recipe.steps(config.method)]
+    curve = []
+    for name in steps:
+        curve += training.read_history(run_dir / name / "history.csv")["val_accuracy"]
+    _, note = method_for(model, args.alpha, (args.image_size, args.image_size, 1), 10)
+    record = {
+        "model": model,
+        "seed": seed,
+        "family": zoo.get_entry(model).backbone,
+        "accuracy": results["eval_accuracy"],
+        "eval_split": results["eval_split"],
+        "curve": curve,  # test accuracy after each epoch, step 1 then step 2
+        "train_seconds": round(results["train_seconds"], 1),
+        "epochs_per_step": config.recipe.epochs,
+        "steps": len(steps),
+        "alpha": config.alpha,
+        "teacher": Path(config.teacher).name if config.teacher else None,
+        "method": config.method.as_dict(),
+        "note": note,
+        "date": datetime.date.today().isoformat(),
+    }
+    final = args.out / f"{model}-s{seed}"
+    partial = args.out / f".{model}-s{seed}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    shutil.copy(run_dir / "config.json", partial / "config.json")
+    for name in steps:
+        shutil.copy(run_dir / name / "history.csv", partial / (f"{name}-history.csv" if name else "history.csv"))
+    pretrained.save_packed(saving.load_model(run_dir / "model.h5"), partial / "model.npz")
+    tf.keras.backend.clear_session()
+    training.write_json(partial / "results.json", record)  # last: its presence means whole
+    shutil.rmtree(final, ignore_errors=True)  # half-written (no results.json)
+    partial.rename(final)
+    return record
+
+
+def read_records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob("*-s*/results.json"))]
+
+
+def commit(folder: Path, message: str) -> None:
+    """Commits `folder` alone; a failure (another git command running) is only reported."""
+    try:
+        subprocess.run(["git", "add", "--", str(folder)], check=True, capture_output=True)
+        subprocess.run(["git", "commit", "-q", "-m", message, "--", str(folder)], check=True, capture_output=True)
+    except subprocess.CalledProcessError as e:
+        print(f"not committed ({e.stderr.decode().strip()}); commit {folder} by hand", flush=True)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def _pct(x):
+    return f"{100 * x:.2f}"
+
+
+def table(records, models) -> str:
+    by_model = {m: sorted((r for r in records if r["model"] == m), key=lambda r: r["seed"]) for m in models}
+    rows = [
+        "| model | follows | seeds | test accuracy, mean | spread (min-max) | gain over baseline, per seed | "
+        "float twin | gap to twin | train min per seed | last epochs (seed mean) | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for model in models:
+        runs = by_model[model]
+        if not runs:
+            continue
+        accs = [r["accuracy"] for r in runs]
+        mean = statistics.mean(accs)
+        family = runs[0]["family"]
+        twin = recipes.float_twin(model)
+        twin_runs = by_model.get(twin) or [r for r in records if r["model"] == twin]
+        twin_acc = statistics.mean(r["accuracy"] for r in twin_runs) if twin_runs else None
+        base = {r["seed"]: r["accuracy"] for r in records if r["model"] == family}
+        if twin is None or model == family:
+            gain = "baseline" if model == family else ""
+        else:
+            per_seed = [f"{100 * (r['accuracy'] - base[r['seed']]):+.2f}" for r in runs if r["seed"] in base]
+            gain = (f"{100 * (mean - statistics.mean(base.values())):+.2f} ({', '.join(per_seed)})") if per_seed else "no baseline yet"
+        n = min(LAST_EPOCHS, *(len(r["curve"]) for r in runs))
+        last = [statistics.mean(r["curve"][-k] for r in runs) for k in range(n, 0, -1)]
+        rows.append(
+            f"| `{model}` | {zoo.get_entry(model).follows} | {', '.join(str(r['seed']) for r in runs)} | {_pct(mean)}% | "
+            f"{_pct(min(accs))}-{_pct(max(accs))} | {gain} | "
+            f"{_pct(twin_acc) + '%' if twin_acc is not None else ('-' if twin is None else 'not yet')} | "
+            f"{f'{100 * (mean - twin_acc):+.2f}' if twin_acc is not None else ''} | "
+            f"{statistics.mean(r['train_seconds'] for r in runs) / 60:.0f} | {', '.join(_pct(a) for a in last)} | {runs[0]['note']} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def plot(records, models, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
+    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.5), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        for model in models:
+            runs = [r for r in records if r["model"] == model and r["family"] == family]
+            if not runs:
+                continue
+            n = min(len(r["curve"]) for r in runs)
+            mean = [100 * statistics.mean(r["curve"][i] for r in runs) for i in range(n)]
+            style = "--" if recipes.is_float(model) else "-"
+            ax.plot(range(1, n + 1), mean, style, marker=".", label=f"{model} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        steps = [r for r in records if r["family"] == family and r["steps"] == 2]
+        if steps:
+            ax.axvline(steps[0]["epochs_per_step"] + 0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{family} family: test accuracy after each epoch (step 1 | step 2)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("Fashion-MNIST test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(bottom=max(50, min(min(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata())) - 1))
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def report(args, models, command) -> str:
+    records = read_records(args.out)
+    order = [m for m, _ in jobs(models, [0])]
+    seconds = sum(r["train_seconds"] for r in records)
+    header = (
+        f"Fashion-MNIST, alpha {args.alpha}, {args.image_size}x{args.image_size}x1, the paper recipe "
+        f"(`zoo/recipes.py`: two steps of {args.epochs} epochs, batch {recipes.PAPER_BATCH_SIZE}, Adam "
+        f"{recipes.PAPER_LEARNING_RATE:g} decayed linearly to 0 per step, weight decay 1e-5 then 0, distilled from "
+        f"the float twin; the twins: one step of {2 * args.epochs} epochs), trained on {args.train_split}, tested on "
+        f"the whole {args.eval_split} split. Gain: the model's accuracy minus its family baseline's "
+        f"(reactnet-18 or reactnet-a) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
+        f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
+    )
+    markdown = header + table(records, order)
+    (args.out.parent / "study.md").write_text(markdown)
+    if records:
+        plot(records, order, args.out.parent / "study.png")
+    return markdown
+
+
+def publish(args, models) -> None:
+    """Packs the best seed of every study model into zoo/weights/ with its registry entry."""
+    from leaderboard import publish as publish_run
+
+    eval_set = data.load("fashion_mnist", args.eval_split, args.data_dir)
+    for model in [m for m, _ in jobs(models, [0])]:
+        runs = [r for r in read_records(args.out) if r["model"] == model]
+        if not runs:
+            continue
+        best = max(runs, key=lambda r: r["accuracy"])
+        config = RunConfig.load(args.work / f"{model}-s{best['seed']}")
+        result = {
+            **best, "run_dir": str(args.work / f"{model}-s{best['seed']}"), "train_split": args.train_split,
+            "batch_size": config.recipe.batch_size, "learning_rate": config.recipe.learning_rate,
+            "epochs": config.recipe.epochs,
+        }  # fmt: skip
+        entry = publish_run(result, eval_set, recipe={"recipe": config.recipe.recipe, "study": "benchmarks/study.py", "teacher": best["teacher"]})
+        print(f"published {entry.file}: {100 * entry.accuracy:.2f}%", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="*", help="Shell pattern over the study's binary models.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=recipes.EPOCHS["fashion_mnist"], help="Epochs per step.")
+    parser.add_argument("--alpha", type=float, default=0.25)
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--eval-split", default="test")
+    parser.add_argument("--data-dir", help="Fashion-MNIST's IDX files [default: LQM_FASHION_MNIST_DIR or Debian's].")
+    parser.add_argument("--work", type=Path, default=Path("runs/study"), help="Run folders.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/study"), help="What is kept of each finished run.")
+    parser.add_argument("--commit", action="store_true", help="git commit each finished run's results.")
+    parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
+    parser.add_argument("--publish", action="store_true", help="Pack the best seed of each model into zoo/weights/.")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/study.py", *(sys.argv[1:] if argv is None else argv)])
+
+    models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
+    if not models:
+        raise SystemExit(f"no study model matches {args.models!r}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        for model, seed in jobs(models, args.seeds):
+            if (args.out / f"{model}-s{seed}" / "results.json").exists():
+                continue
+            record = harvest(model, seed, train(model, seed, args, command), args)
+            line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
+            print(line, flush=True)
+            if args.commit:
+                commit(args.out / f"{model}-s{seed}", f"Study: {line}")
+    print(report(args, models, command))
+    if args.publish:
+        publish(args, models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Training recipes by name: what `lqm train NAME` runs when no option says otherwise.
+
+"paper" is ReActNet's recipe as its released code runs it (`run.sh`, liuzechun/ReActNet;
+METHODS.md section 6), which INSTA-BNN, DyBNN, ReBNN and FTBNN train with too:
+
+- two steps: binary activations with real weights, then both binary from step 1's
+  weights (`training.Recipe(recipe="two-step")`);
+- distillation from the model's float twin with the distributional loss (cross-entropy
+  against the teacher's softmax);
+- Adam, batch 256, learning rate 1.25e-3 (ReActNet-A's; ReActNet-18's 2.5e-3 at batch 512
+  is the same rate per image), decayed linearly to 0 per step, no warm-up;
+- weight decay 1e-5 in step 1, 0 in step 2;
+- epochs per step scaled to the dataset (`EPOCHS`): the code's 128 on ImageNet; on
+  Fashion-MNIST the epochs at which this project's study converged; on other data, the
+  same number of optimiser steps as Fashion-MNIST's (`epochs_for`).
+
+A float model (no quantizer) trains one step of twice the epochs, with step 1's weight
+decay and no teacher: that is how a float twin is made to teach.
+
+"one-step" and "two-step" are the library's plain recipes (`training.Recipe`): one epoch,
+batch 128, Adam 1e-3, no teacher unless one is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+from larq_methods import training
+from zoo.registry import get_entry
+
+RECIPE_PRESETS = ("paper", "one-step", "two-step")
+DEFAULT_RECIPE = "paper"
+
+# ReActNet's released run.sh, per step
+PAPER_BATCH_SIZE = 256
+PAPER_LEARNING_RATE = 1.25e-3
+# epochs per step, by dataset
+EPOCHS = {"imagenet2012": 128, "fashion_mnist": 5}
+# a dataset not in EPOCHS gets Fashion-MNIST's number of optimiser steps (60,000 images)
+_REFERENCE = ("fashion_mnist", 60_000)
+MAX_EPOCHS = 128
+
+
+def epochs_for(dataset: str, num_examples: int) -> int:
+    """Epochs per step of the paper recipe on `dataset` of `num_examples` training images:
+    `EPOCHS[dataset]`, or as many as give Fashion-MNIST's number of optimiser steps (at
+    least its epochs, at most ImageNet's)."""
+    if dataset in EPOCHS:
+        return EPOCHS[dataset]
+    name, size = _REFERENCE
+    scaled = math.ceil(EPOCHS[name] * size / max(1, num_examples))
+    return min(MAX_EPOCHS, max(EPOCHS[name], scaled))
+
+
+def is_float(model: str) -> bool:
+    """Whether the registered `model` has no quantizer (a float twin)."""
+    return get_entry(model).method.binarise == "none"
+
+
+def float_twin(model: str) -> str | None:
+    """The registered float model of `model`'s backbone (`float-resnet18` for every
+    ReActNet-18 model), or None (a float model, or a backbone without one)."""
+    from zoo.named import FLOAT_MODELS
+
+    if is_float(model):
+        return None
+    backbone = get_entry(model).backbone
+    return next((name for name, base in FLOAT_MODELS if base == backbone), None)
+
+
+def paper(model: str, dataset: str, num_examples: int) -> training.Recipe:
+    """The paper recipe for `model` on `dataset` (see the module's docstring)."""
+    epochs = epochs_for(dataset, num_examples)
+    common = dict(batch_size=PAPER_BATCH_SIZE, learning_rate=PAPER_LEARNING_RATE, schedule="linear")
+    if is_float(model):
+        return training.Recipe(recipe="one-step", epochs=2 * epochs, weight_decay=training.TWO_STEP_WEIGHT_DECAY, **common)
+    return training.Recipe(recipe="two-step", epochs=epochs, **common)
+
+
+def teacher_recipe(recipe: training.Recipe) -> training.Recipe:
+    """How a float twin is trained to teach a run of `recipe`: one step of as many epochs
+    as the student's steps together, the same batch and rate, step 1's weight decay."""
+    return training.Recipe(
+        recipe="one-step",
+        epochs=recipe.epochs * (2 if recipe.recipe == "two-step" else 1),
+        batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        weight_decay=training.TWO_STEP_WEIGHT_DECAY,
+        jit_compile=recipe.jit_compile,
+    )
+
+
+def resolve(name: str, model: str, dataset: str, num_examples: int) -> training.Recipe:
+    """The recipe preset `name` for `model` on `dataset`."""
+    if name == "paper":
+        return paper(model, dataset, num_examples)
+    if name in training.RECIPES:
+        return training.Recipe(recipe=name)
+    raise training.TrainingError(f"recipe must be one of {', '.join(RECIPE_PRESETS)}; got {name!r}")
