@@ -1,25 +1,32 @@
-"""Training throughput (images/s) of every named model, as a ratio to the ReActNet baseline
-of the same backbone measured in the same run, with and without XLA (`jit_compile`).
+"""Training throughput (images/s) of every named model, its backbone baseline and the
+backbone's float twin, measured in one interleaved run, with the ratios between them.
 
-    .venv/bin/python benchmarks/throughput.py [--alpha 0.25] [--steps 20] [--rounds 3]
+    .venv/bin/python benchmarks/throughput.py --real     # alpha 1.0, 112x112x3, batch 32
+    .venv/bin/python benchmarks/throughput.py            # alpha 0.25, 28x28x1, batch 128
 
-XLA: the models matching --xla-models (default: the ResNet-18 family) and their baselines
-are also measured compiled with `jit_compile=True`; XLA's compilation takes minutes per
-model on this machine, so not every model is.
+Each model is compiled as `lqm train` compiles it (`training.compile_classifier`: Adam,
+linear decay, cross-entropy, the one training step) and trained on one fixed random batch:
+after `--warmup` steps (tracing), `--steps` timed `train_on_batch` calls make one window.
+All models are built first, then measured round-robin, `--rounds` times, and each keeps the
+median of its windows, so that load from other processes on this shared machine touches
+every model alike and one noisy window moves nothing. `--xla-models` are also measured
+compiled with XLA (`jit_compile=True`; minutes of compilation per model here). `--before`
+also measures every binary model built as the code before issue 12 built it (larq's
+`approx_sign` in every sign, DyPReLU's two heads as two products in training), in the
+same rounds.
 
-Each model is compiled as `lqm train` compiles it (Adam, linear decay, cross-entropy) at
-28x28x1, 10 classes, batch 128, and trained on one fixed random batch: after a warm-up
-(tracing, and XLA compilation with --xla), `--steps` timed `train_on_batch` calls make one
-window. Models are measured round-robin, `--rounds` times, and each keeps its fastest
-window, so that load from other processes on this shared machine touches every model
-alike. Writes benchmarks/results/throughput.md.
+"vs backbone" is the backbone baseline's images/s over the model's, "vs float twin" the
+float twin's over the model's (1.00x: as fast; 1.25x: takes 1.25 times as long). Writes
+the table to `--output`.
 
-FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give: it runs
-with groups=1 (its FPReLU and binary downsampling), as the table says.
+FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give: there it
+runs with groups=1 (its FPReLU and binary downsampling), as the table says.
 """
 
 import argparse
+import contextlib
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,19 +34,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
+import larq as lq  # noqa: E402,I001
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
 from larq_methods import training  # noqa: E402
 from larq_methods.method import GroupedConvolutionError  # noqa: E402
+from zoo import recipes  # noqa: E402
 
-BASELINES = {"reactnet-18": "reactnet-18", "reactnet-a": "reactnet-a", "quicknet": "quicknet", "birealnet": "birealnet"}
+BASELINES = ("reactnet-18", "reactnet-a", "quicknet", "birealnet")
+REAL = dict(alpha=1.0, image_size=112, channels=3, batch_size=32, steps=8, warmup=2, rounds=3, output="benchmarks/results/throughput_real.md")
+TOY = dict(alpha=0.25, image_size=28, channels=1, batch_size=128, steps=10, warmup=2, rounds=6, output="benchmarks/results/throughput.md")
 
 
-def build(name, alpha, xla):
+def build(name, args, xla):
     method, note = zoo.get_entry(name).method, ""
-    kwargs = dict(input_shape=(28, 28, 1), num_classes=10, alpha=alpha)
+    kwargs = dict(input_shape=(args.image_size, args.image_size, args.channels), num_classes=10, alpha=args.alpha)
     try:
         model = zoo.create_model(name, **kwargs)
     except GroupedConvolutionError:
@@ -48,62 +59,109 @@ def build(name, alpha, xla):
     return training.compile_classifier(model, learning_rate=1e-3, total_steps=10_000, jit_compile=xla), note
 
 
+@contextlib.contextmanager
+def code_before_issue_12():
+    """Models built (and traced) inside are trained as before issue 12: every sign with
+    larq's `approx_sign` (its seven-op backward pass), DyPReLU's heads one product each."""
+    from larq_methods import layers
+
+    sign, terms = layers.approx_sign, layers._HyperFunction.dynamic_terms
+    layers.approx_sign = lq.quantizers.approx_sign
+    layers._HyperFunction.dynamic_terms = lambda self, x, training=None: terms(self, x, training=False)
+    try:
+        yield
+    finally:
+        layers.approx_sign, layers._HyperFunction.dynamic_terms = sign, terms
+
+
+def model_names(pattern: str) -> list[str]:
+    """The named models matching `pattern`, the baselines, and the baselines' float twins."""
+    named = set(zoo.list_models(pattern)) - set(zoo.list_models("float-*")) - {"resnete-18"}
+    backbones = {zoo.get_entry(n).backbone for n in named} | set(BASELINES)
+    return sorted(named | backbones | {recipes.float_twin(b) for b in backbones})
+
+
+def ratio(slower, faster) -> str:
+    return f"{faster / slower:.2f}x" if slower and faster else "-"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alpha", type=float, default=0.25)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="*-*")
-    parser.add_argument("--xla-models", default="*resnet18", help="Models (and their baselines) also measured with XLA.")
-    parser.add_argument("--output", default="benchmarks/results/throughput.md")
+    parser.add_argument("--real", action="store_true", help="The real-size setting (alpha 1.0, 112x112x3, batch 32).")
+    parser.add_argument("--alpha", type=float)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--channels", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--models", default="*-*", help="Shell pattern of named models (baselines and twins are added).")
+    parser.add_argument("--xla-models", default="", help="Models (and their baselines) also measured with XLA.")
+    parser.add_argument("--before", action="store_true", help="Also measure the binary models as built before issue 12.")
+    parser.add_argument("--output")
+    parser.add_argument("--label", default="", help="A note for the table's header (e.g. which code it measured).")
     args = parser.parse_args()
+    for key, value in (REAL if args.real else TOY).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
-    names = sorted(set(zoo.list_models(args.models)) - set(zoo.list_models("float-*")) | set(BASELINES))
+    names = model_names(args.models)
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (args.batch_size, 28, 28, 1)).astype(np.float32)
+    x = rng.uniform(-1, 1, (args.batch_size, args.image_size, args.image_size, args.channels)).astype(np.float32)
     y = rng.integers(0, 10, args.batch_size)
     tf.keras.utils.set_random_seed(0)
-    with_xla = set(zoo.list_models(args.xla_models)) & set(names)
+    with_xla = set(zoo.list_models(args.xla_models)) & set(names) if args.xla_models else set()
     with_xla |= {zoo.get_entry(n).backbone for n in with_xla}
     models, notes = {}, {}
     for name in names:
-        for xla in (False, True) if name in with_xla else (False,):
-            model, notes[name] = build(name, args.alpha, xla)
-            for _ in range(args.warmup):
-                model.train_on_batch(x, y)
-            models[name, xla] = model
+        variants = ["", "xla"] if name in with_xla else [""]
+        if args.before and not recipes.is_float(name):
+            variants.append("before")
+        for variant in variants:
+            with code_before_issue_12() if variant == "before" else contextlib.nullcontext():
+                model, notes[name] = build(name, args, variant == "xla")
+                for _ in range(args.warmup):  # traces the training step
+                    model.train_on_batch(x, y)
+            models[name, variant] = model
         print(f"built {name}", flush=True)
-    best = {key: 0.0 for key in models}
+    windows = {key: [] for key in models}
     for r in range(args.rounds):
         for key, model in models.items():
             start = time.perf_counter()
             for _ in range(args.steps):
                 model.train_on_batch(x, y)
-            best[key] = max(best[key], args.steps * args.batch_size / (time.perf_counter() - start))
+            windows[key].append(args.steps * args.batch_size / (time.perf_counter() - start))
         print(f"round {r + 1} done", flush=True)
+    speed = {key: statistics.median(w) for key, w in windows.items()}
 
-    rows = [
-        "| model | backbone | images/s | vs baseline | images/s with XLA | vs baseline with XLA | XLA speed-up | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    columns = ["model", "backbone", "images/s", "vs backbone", "vs float twin"]
+    if args.before:
+        columns += ["before: images/s", "before: vs backbone", "before: vs float twin", "speed-up"]
+    if with_xla:
+        columns += ["images/s with XLA", "vs backbone with XLA", "XLA speed-up"]
+    rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
     for name in names:
-        base = zoo.get_entry(name).backbone
-        plain = best[name, False]
-        row = f"| `{name}` | {base} | {plain:.0f} | {best[base, False] / plain:.2f}x slower | "
-        if (name, True) in best:
-            xla = best[name, True]
-            row += f"{xla:.0f} | {best[base, True] / xla:.2f}x slower | {xla / plain:.2f}x |"
-        else:
-            row += "- | - | - |"
-        rows.append(f"{row} {notes[name]} |")
+        base, twin = zoo.get_entry(name).backbone, recipes.float_twin(name)
+        cells = [f"`{name}`", base]
+        for variant in ["", "before"] if args.before else [""]:
+            own = speed.get((name, variant))
+            if own is None:  # a float model has no sign: nothing changed
+                cells += ["-"] * 3
+                continue
+            cells += [f"{own:.1f}", ratio(own, speed.get((base, variant))), ratio(own, speed.get((twin, "")))]
+        if args.before:
+            cells.append(ratio(speed.get((name, "before")), speed[name, ""]) if (name, "before") in speed else "-")
+        if with_xla:
+            xla = speed.get((name, "xla"))
+            cells += [f"{xla:.1f}", ratio(xla, speed[base, "xla"]), f"{xla / speed[name, ''] :.2f}x"] if xla else ["-"] * 3
+        rows.append("| " + " | ".join(cells + [notes[name]]) + " |")
     command = shlex.join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     text = (
-        f"Training throughput at alpha {args.alpha}, 28x28x1, batch {args.batch_size}, on this "
-        f"machine's CPU (2 shared cores; TensorFlow {tf.__version__}); best of {args.rounds} "
-        f"round-robin windows of {args.steps} steps. 'vs baseline' is the baseline's images/s over "
-        f"the model's (1.00x: as fast). Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
+        f"Training throughput at alpha {args.alpha}, {args.image_size}x{args.image_size}x{args.channels}, batch "
+        f"{args.batch_size}, random data, on this machine's CPU (2 shared cores; TensorFlow {tf.__version__}); "
+        f"median of {args.rounds} round-robin windows of {args.steps} steps after {args.warmup} warm-up steps. "
+        f"'vs backbone' / 'vs float twin': their images/s over the model's (1.00x: as fast). "
+        f"{args.label + ' ' if args.label else ''}Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
     )
     Path(args.output).write_text(text)
     print(text)

@@ -86,7 +86,8 @@ def _recipe(o: dict, data_config):
         num_examples = 0  # not needed: the dataset's epochs are known or given
     recipe = recipes.resolve(name, model, dataset, num_examples)
     given = {k: o[k] for k in RECIPE_PARTS if o[k] is not None}
-    recipe = dataclasses.replace(recipe, **given, jit_compile=o["xla"])
+    precision = training.mixed_policy() if o["mixed_precision"] else "float32"
+    recipe = dataclasses.replace(recipe, **given, jit_compile=o["xla"], precision=precision)
     teacher = o["teacher"]
     if teacher is not None and teacher.lower() == "none":
         return recipe, None, None
@@ -151,6 +152,7 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
 @click.option("--checkpoint-steps", type=click.IntRange(min=1), help="Also checkpoint every this many steps (besides every epoch and every 10 minutes).")
 @click.option("--strategy", type=click.Choice(catalogue.CHOICES["strategies"]), default="default", show_default=True, help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
 @click.option("--xla", is_flag=True, help="Compile the training step with XLA (jit_compile).")
+@click.option("--mixed-precision", is_flag=True, help="Train in Keras mixed precision: float16 on a GPU, bfloat16 on a CPU or TPU; signs, statistics and the loss stay float32, and the saved model is float32.")
 @click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
 @click.option("--resume", type=click.Path(), metavar="RUN", help="Continue the run in folder RUN from its latest checkpoint, with the options of RUN/config.json (only --epochs may change: it extends the run).")
 @method_options

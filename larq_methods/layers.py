@@ -5,10 +5,9 @@ Every layer has `get_config`, is registered as a Keras custom object (so
 on the last (channels) axis of NHWC inputs.
 """
 
-import larq as lq
 import tensorflow as tf
 
-from larq_methods.quantizers import BinarySign
+from larq_methods.quantizers import BinarySign, approx_sign
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
@@ -88,7 +87,26 @@ class RSign(BinarySign):
         super().build(input_shape)
 
     def call(self, inputs):
-        return lq.quantizers.approx_sign(inputs - self.threshold)
+        return approx_sign(inputs - self.threshold)
+
+
+@_register
+class Sign(BinarySign):
+    r"""Bi-Real Net's sign, without a threshold.
+
+    \\[ x_b = \operatorname{sign}(x), \qquad \operatorname{sign}(0) = +1 \\]
+
+    with the ApproxSign backward pass, \\(2 - 2|x|\\) for \\(|x| \le 1\\), else 0: larq's
+    `ApproxSign`, through the cheaper `quantizers.approx_sign`.
+
+    # References
+    - Liu et al., Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved
+      Representational Capability and Advanced Training Algorithm, ECCV 2018.
+      https://arxiv.org/abs/1808.00278
+    """
+
+    def call(self, inputs):
+        return approx_sign(inputs)
 
 
 @_register
@@ -158,6 +176,7 @@ class _InstanceStatistics(tf.keras.layers.Layer):
     moments = (1,)
 
     def __init__(self, momentum=0.99, **kwargs):
+        kwargs["dtype"] = "float32"  # statistics keep float32's resolution under mixed precision
         super().__init__(**kwargs)
         self.momentum = momentum
 
@@ -228,7 +247,7 @@ class InstaThreshold(_InstanceStatistics, BinarySign):
     def call(self, inputs, training=None):
         m1, m3 = self.centred_statistics(inputs, _training(training))
         t = self.threshold + self.mean_scale * m1 + self.moment3_scale * m3
-        return lq.quantizers.approx_sign(inputs - t)
+        return approx_sign(inputs - t)
 
 
 class _Bottleneck:
@@ -268,15 +287,15 @@ class InstaThresholdPlus(_Bottleneck, _InstanceStatistics, BinarySign):
         channels = int(input_shape[-1])
         self.threshold = _channel_weight(self, "threshold", input_shape, "zeros")
         hidden = self.hidden_units(channels)
-        self.fc1 = _dense(hidden, 2 * channels, "fc1")
-        self.fc2 = _dense(channels, hidden, "fc2", kernel_initializer="zeros")
+        self.fc1 = _dense(hidden, 2 * channels, "fc1", dtype=self.dtype_policy)
+        self.fc2 = _dense(channels, hidden, "fc2", kernel_initializer="zeros", dtype=self.dtype_policy)
         super().build(input_shape)
 
     def call(self, inputs, training=None):
         m1, m3 = self.centred_statistics(inputs, _training(training))
         stats = tf.concat([m1, m3], axis=-1)[:, 0, 0, :]
         shift = self.fc2(tf.nn.relu(self.fc1(stats)))[:, None, None, :]
-        return lq.quantizers.approx_sign(inputs - (self.threshold + shift))
+        return approx_sign(inputs - (self.threshold + shift))
 
 
 @_register
@@ -308,22 +327,36 @@ class InstaPReLU(_PReLUParameters, _InstanceStatistics):
 
 class _HyperFunction(_Bottleneck, tf.keras.layers.Layer):
     """DyBNN's hyper-function: h = ReLU(FC1(GAP(x))), FC1: C -> max(C / reduction, min_hidden),
-    feeding zero-initialised output FCs (one per dynamic parameter) of C units each."""
+    feeding zero-initialised output FCs (one per dynamic parameter) of C units each.
+
+    In training, the output FCs (DyPReLU's `fc3` and `fc4`, each with its own weights) run
+    as one matrix product over their concatenated kernels; at inference, and so in the
+    converted model, each stays one FULLY_CONNECTED."""
 
     outputs = ()
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"  # as INSTA's statistics: float32 under mixed precision
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         hidden = self.hidden_units(channels)
-        self.fc1 = _dense(hidden, channels, "fc1")
+        self.fc1 = _dense(hidden, channels, "fc1", dtype=self.dtype_policy)
         self.heads = [
-            _dense(channels, hidden, name, kernel_initializer="zeros") for name in self.outputs
+            _dense(channels, hidden, name, kernel_initializer="zeros", dtype=self.dtype_policy)
+            for name in self.outputs
         ]
         super().build(input_shape)
 
-    def dynamic_terms(self, x):
+    def dynamic_terms(self, x, training=None):
         h = tf.nn.relu(self.fc1(tf.reduce_mean(x, axis=[1, 2])))
-        return [head(h)[:, None, None, :] for head in self.heads]
+        if len(self.heads) == 1 or not _training(training):  # inference: one FULLY_CONNECTED each
+            return [head(h)[:, None, None, :] for head in self.heads]
+        kernel = tf.concat([tf.cast(head.kernel, h.dtype) for head in self.heads], axis=1)
+        bias = tf.concat([tf.cast(head.bias, h.dtype) for head in self.heads], axis=0)
+        terms = tf.split(tf.matmul(h, kernel) + bias, len(self.heads), axis=1)
+        return [t[:, None, None, :] for t in terms]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -351,7 +384,7 @@ class DySign(_HyperFunction, BinarySign):
 
     def call(self, inputs):
         (shift,) = self.dynamic_terms(inputs)
-        return lq.quantizers.approx_sign(inputs - (self.threshold + shift))
+        return approx_sign(inputs - (self.threshold + shift))
 
 
 @_register
@@ -372,8 +405,8 @@ class DyPReLU(_PReLUParameters, _HyperFunction):
 
     outputs = ("fc3", "fc4")
 
-    def call(self, inputs):
-        g, z = self.dynamic_terms(inputs)
+    def call(self, inputs, training=None):
+        g, z = self.dynamic_terms(inputs, training)
         return _prelu(inputs - (self.gamma + g), self.slope) + (self.zeta + z)
 
 

@@ -131,7 +131,7 @@ class Method:
         if self.gaaf is not None:
             return gaaf.GAAFSign(self.gaaf, threshold=self.threshold == "static", name=name)(x)
         cls = {
-            "none": lq.quantizers.ApproxSign,
+            "none": layers.Sign,
             "static": layers.RSign,
             "insta": layers.InstaThreshold,
             "insta+": layers.InstaThresholdPlus,

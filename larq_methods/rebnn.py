@@ -255,10 +255,12 @@ class ReBNNConv2D(hooks.TrainingHook, lq.layers.QuantConv2D):
         if self.scale == "code":
             # Tensors now: a (quantized) variable read later, in the backward pass, outside
             # larq's quantized scope, would give the latent weights instead of their signs.
+            # The balance's arithmetic and per-channel sums in float32 (under mixed precision
+            # the variables read in the compute dtype), the result in the convolution's.
             signs = tf.convert_to_tensor(kernel)
-            w = tf.cast(tf.convert_to_tensor(_latent(self)), signs.dtype)
-            scale, gamma = tf.abs(tf.cast(self.alpha, signs.dtype)), tf.cast(self.balance, signs.dtype)
-            w_hat = code_binary_weight(signs, w, scale, gamma)
+            w = tf.cast(tf.convert_to_tensor(_latent(self)), tf.float32)
+            scale, gamma = tf.abs(tf.cast(self.alpha, tf.float32)), tf.cast(self.balance, tf.float32)
+            w_hat = tf.cast(code_binary_weight(tf.cast(signs, tf.float32), w, scale, gamma), signs.dtype)
         else:
             w_hat = kernel * self.alpha
         if self.probe is not None:

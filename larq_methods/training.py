@@ -19,6 +19,7 @@ Run folder (`run_dir`; with two steps, `step1/` and `step2/` each hold the per-s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -41,6 +42,7 @@ SCHEDULES = ("linear", "step")
 # initial rate.
 STEP_SCHEDULE = ((80, 0.2), (150, 0.1), (200, 0.02), (240, 0.01), (270, 0.002))
 STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # ReActNet's step 1 weight decay (binary activations, real weights); step 2 has none.
 TWO_STEP_WEIGHT_DECAY = 1e-5
 
@@ -163,8 +165,9 @@ class Trainer(tf.keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         target = y
+        y_pred = tf.cast(y_pred, tf.float32)  # the loss in float32 under mixed precision
         if self.teacher is not None:
-            target = self.teacher(x, training=False)
+            target = tf.cast(self.teacher(x, training=False), tf.float32)
             if self._teacher_logits:
                 target = tf.nn.softmax(target)
         return self.compiled_loss(target, y_pred, sample_weight, regularization_losses=self.losses)
@@ -238,6 +241,42 @@ def compile_classifier(
         jit_compile=jit_compile,
     )
     return trainer
+
+
+# -- mixed precision ----------------------------------------------------------------------
+
+
+def mixed_policy() -> str:
+    """The mixed precision policy for this machine: float16 on a GPU (with loss scaling),
+    bfloat16 on CPUs and TPUs."""
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Builds models under the Keras dtype policy `name` inside the block.
+
+    Under a mixed policy, layers compute in float16 or bfloat16 and keep float32 weights,
+    except where precision matters: every sign (`quantizers.BinarySign`: its threshold and
+    comparison), INSTA's and DyBNN's statistics and hyper-functions, the classifier's
+    softmax and the loss run in float32, and ReBNN's balance does its arithmetic and sums
+    in float32. A mixed_float16 trainer scales its loss (Keras wraps the optimiser).
+    """
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(model, build, method):
+    """A float32 build of `method` holding `model`'s weights: what a mixed-precision run
+    saves, so that its model.h5 loads, evaluates and converts as a float32 model's."""
+    with precision_policy("float32"):
+        copy = build(method)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def set_determinism(enabled: bool) -> None:
@@ -637,7 +676,8 @@ class Recipe:
     `epochs` is per step; `batch_size` is global (split over a strategy's replicas);
     `weight_decay` None means the recipe's own: 1e-5 in step 1 of two-step, else 0.
     `schedule`: "linear" (warm-up, then linear decay to zero per step: ReActNet's) or
-    "step" (GAAF's proxy training: `step_decay`).
+    "step" (GAAF's proxy training: `step_decay`). `precision`: "float32", or a Keras mixed
+    precision policy (`mixed_policy()` picks the machine's): see `precision_policy`.
     """
 
     recipe: str = "one-step"
@@ -649,8 +689,11 @@ class Recipe:
     label_smoothing: float = 0.0
     jit_compile: bool = False
     schedule: str = "linear"
+    precision: str = "float32"
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.recipe not in RECIPES:
             raise TrainingError(f"recipe must be one of {', '.join(RECIPES)}; got {self.recipe!r}")
         if self.schedule not in SCHEDULES:
@@ -780,6 +823,8 @@ def train(
       to a temporary folder, removed at the end.
     - `on_step(name, method, weight_decay)` is called as each step starts; `callbacks`
       (Keras callbacks) go to every step's `fit`.
+    - `recipe.precision`: the models train under that dtype policy (`precision_policy`)
+      and are saved as float32 models (`float32_copy`).
     """
     strategy = strategy or tf.distribute.get_strategy()
     if recipe.batch_size % strategy.num_replicas_in_sync:
@@ -809,7 +854,7 @@ def train(
                     continue
             if on_step:
                 on_step(name, step_method, weight_decay)
-            with strategy.scope():
+            with strategy.scope(), precision_policy(recipe.precision):
                 model = build(step_method)
                 trainer = compile_classifier(
                     model,
@@ -845,14 +890,15 @@ def train(
                 seconds=seconds, checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
                 strategy=strategy, callbacks=callbacks, verbose=verbose,
             )  # fmt: skip
-            saving.save_model(model, final)
+            saved = model if recipe.precision == "float32" else float32_copy(model, build, step_method)
+            saving.save_model(saved, final)
             previous, worked = model, True
             resume = False  # later steps start afresh
         if not worked:
             raise TrainingError(f"{run_dir} is complete: every step has its model.h5 and {recipe.epochs} epoch(s)")
         if name:
-            saving.save_model(model, out / "model.h5")
-        return model
+            saving.save_model(saved, out / "model.h5")
+        return saved
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)

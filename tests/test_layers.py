@@ -121,9 +121,50 @@ def test_every_sign_layer_shares_the_binary_sign_base():
     from larq_methods import layers as L
     from larq_methods.quantizers import BinarySign, is_binary
 
-    signs = [L.RSign(), L.InstaThreshold(), L.InstaThresholdPlus(), L.DySign(), gaaf.GAAFSign("add(sin,x)")]
+    signs = [L.Sign(), L.RSign(), L.InstaThreshold(), L.InstaThresholdPlus(), L.DySign(), gaaf.GAAFSign("add(sin,x)")]
     assert all(isinstance(s, BinarySign) and is_binary(s) for s in signs)
     assert all("precision" not in vars(type(s)) for s in signs)  # declared once, in the base
     # larq's own quantizers, as layers or kernel quantizers, are binary too; nothing else is
     assert is_binary(lq.quantizers.ApproxSign()) and is_binary(lq.quantizers.SteSign(clip_value=None))
     assert not any(is_binary(o) for o in (RPReLU(), L.InstaPReLU(), lq.quantizers.ste_sign, None, lq.quantizers.NoOp(precision=8)))
+
+
+def test_fused_approx_sign_equals_larqs_forward_and_backward():
+    from larq_methods.quantizers import approx_sign
+
+    rng = np.random.default_rng(0)
+    edges = [-2.0, -1.0, -1.0 + 1e-7, -0.5, -1e-30, 0.0, 1e-30, 0.5, 1.0 - 1e-7, 1.0, 1.5, 3.0]
+    x = tf.constant(np.concatenate([edges, rng.normal(0, 1, 4096)]).astype(np.float32))
+    dy = tf.constant(rng.normal(0, 1, x.shape).astype(np.float32))
+    grads = []
+    for sign in (approx_sign, lq.quantizers.approx_sign):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = sign(x)
+        grads.append((y.numpy(), tape.gradient(y, x, output_gradients=dy).numpy()))
+    (ours, our_grad), (larqs, larq_grad) = grads
+    np.testing.assert_array_equal(ours, larqs)  # sign(0) = +1 in both
+    np.testing.assert_array_equal(our_grad, larq_grad)  # bit for bit (+0 and -0 compare equal)
+    assert our_grad[edges.index(0.5)] == dy.numpy()[edges.index(0.5)]  # 2 - 2 * 0.5 = 1
+    assert our_grad[edges.index(1.5)] == 0 and our_grad[edges.index(1.0)] == 0
+
+
+def test_dyprelu_trains_its_heads_in_one_product_with_the_same_values():
+    from larq_methods.layers import DyPReLU
+
+    layer = DyPReLU()
+    x = tf.constant(np.random.default_rng(1).normal(0, 1, (4, 5, 5, 16)).astype(np.float32))
+    layer.build(x.shape)
+    for i, head in enumerate(layer.heads):  # non-zero heads, so that both terms matter
+        head.kernel.assign(np.random.default_rng(2 + i).normal(0, 0.3, head.kernel.shape))
+        head.bias.assign(np.random.default_rng(4 + i).normal(0, 0.3, head.bias.shape))
+    outputs, grads = [], []
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * y)
+        outputs.append(y.numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, layer.trainable_weights)])
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+    for fused, separate in zip(*grads):
+        np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6)

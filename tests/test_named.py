@@ -55,7 +55,7 @@ def test_named_models_are_presets_of_backbones():
         "gaaf-resnet18": {"GAAFSign", "RPReLU"},
         "insta-quicknet": {"InstaThreshold", "InstaPReLU"},
         "dybnn-birealnet": {"DySign", "DyPReLU"},
-        "birealnet": {"ApproxSign"},
+        "birealnet": {"Sign"},
     }
     for name, types in expected_layers.items():
         assert types <= layer_types(small(name)), name

@@ -250,7 +250,7 @@ def test_outputs_honour_the_umask(tmp_path, reference):
 
 def test_the_command_line_is_recorded_quoted_and_progress_shows_loss_and_accuracy(tmp_path, data_dir):
     out = tmp_path / "my run"
-    args = ["train", "reactnet-18", "--alpha", "0.125", "--train-split", "train[:16]", "--batch-size", "8", "--data-dir", str(data_dir), "-o", str(out)]
+    args = ["train", "reactnet-18", "--recipe", "one-step", "--alpha", "0.125", "--train-split", "train[:16]", "--batch-size", "8", "--data-dir", str(data_dir), "-o", str(out)]
     result = lqm(*args)
     assert result.exit_code == 0, result.output
     (command,) = RunConfig.load(out).commands

@@ -87,6 +87,7 @@ def teacher_recipe(recipe: training.Recipe) -> training.Recipe:
         learning_rate=recipe.learning_rate,
         weight_decay=training.TWO_STEP_WEIGHT_DECAY,
         jit_compile=recipe.jit_compile,
+        precision=recipe.precision,
     )
 
 

@@ -371,7 +371,8 @@ def run(
         f"{recipe.recipe}{', distilled from ' + config.teacher if config.teacher else ''}"
         f"{', from the weights of ' + config.init if config.init else ''}, on "
         f"{prepared.train_set.num_examples} {config.data.dataset} images, {recipe.epochs} epoch(s) per step, "
-        f"{strategy.num_replicas_in_sync} replica(s){', deterministic' if config.deterministic else ''} -> {run_dir}"
+        f"{strategy.num_replicas_in_sync} replica(s){', deterministic' if config.deterministic else ''}"
+        f"{', ' + recipe.precision if recipe.precision != 'float32' else ''} -> {run_dir}"
     )
 
     def announce(name, step_method, weight_decay):
