@@ -6,7 +6,7 @@ Fashion-MNIST at one width and input size, several seeds each.
         [--models PATTERN] [--commit] [--report] [--publish]
 
 It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
-resumed exactly where a killed run stopped); once finished, its results.json, config.json,
+resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once finished, its results.json, config.json,
 history CSVs and packed weights go to benchmarks/results/study/MODEL-sSEED/ in one rename
 (`--commit` commits that folder), and a rerun skips every (model, seed) that has its
 results.json there. The float twins train first (one seed) and teach both seeds.
@@ -29,6 +29,7 @@ import fnmatch
 import json
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,20 @@ FAMILIES = {
 }  # fmt: skip
 # how many of a model's last epochs (test accuracy) the table shows
 LAST_EPOCHS = 3
+
+
+def code_version() -> str:
+    """The commit this process runs (with "+changes" if the working tree differs), or "?"."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "larq_methods", "zoo"], cwd=root).returncode != 0
+        return commit + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+CODE = code_version()  # read once: the code this process imported
 
 
 def jobs(models, seeds) -> list[tuple[str, int]]:
@@ -126,6 +141,7 @@ def harvest(model, seed, run_dir: Path, args) -> dict:
         "teacher": Path(config.teacher).name if config.teacher else None,
         "method": config.method.as_dict(),
         "note": note,
+        "code": CODE,
         "date": datetime.date.today().isoformat(),
     }
     final = args.out / f"{model}-s{seed}"
@@ -296,7 +312,11 @@ def main(argv=None):
         for model, seed in jobs(models, args.seeds):
             if (args.out / f"{model}-s{seed}" / "results.json").exists():
                 continue
-            record = harvest(model, seed, train(model, seed, args, command), args)
+            try:
+                run_dir = train(model, seed, args, command)
+            except training.Interrupted as e:
+                raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
+            record = harvest(model, seed, run_dir, args)
             line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
             print(line, flush=True)
             if args.commit:
@@ -307,4 +327,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # SIGTERM, and SIGINT (which a shell's background jobs ignore), checkpoint the run in
+    # progress and stop; a rerun resumes it
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main()

@@ -9,7 +9,8 @@ linear decay, cross-entropy, the one training step) and trained on one fixed ran
 after `--warmup` steps (tracing), `--steps` timed `train_on_batch` calls make one window.
 All models are built first, then measured round-robin, `--rounds` times, and each keeps the
 median of its windows, so that load from other processes on this shared machine touches
-every model alike and one noisy window moves nothing. `--xla-models` are also measured
+every model alike and one noisy window moves nothing. `--mixed` also measures the baselines
+and float twins under this machine's mixed precision policy. `--xla-models` are also measured
 compiled with XLA (`jit_compile=True`; minutes of compilation per model here). `--before`
 also measures every binary model built as the code before issue 12 built it (larq's
 `approx_sign` in every sign, DyPReLU's two heads as two products in training), in the
@@ -98,6 +99,7 @@ def main():
     parser.add_argument("--models", default="*-*", help="Shell pattern of named models (baselines and twins are added).")
     parser.add_argument("--xla-models", default="", help="Models (and their baselines) also measured with XLA.")
     parser.add_argument("--before", action="store_true", help="Also measure the binary models as built before issue 12.")
+    parser.add_argument("--mixed", action="store_true", help="Also measure the baselines and float twins in mixed precision (this machine's policy).")
     parser.add_argument("--output")
     parser.add_argument("--label", default="", help="A note for the table's header (e.g. which code it measured).")
     args = parser.parse_args()
@@ -117,8 +119,14 @@ def main():
         variants = ["", "xla"] if name in with_xla else [""]
         if args.before and not recipes.is_float(name):
             variants.append("before")
+        if args.mixed and (name in BASELINES or recipes.is_float(name)):
+            variants.append("mixed")
         for variant in variants:
-            with code_before_issue_12() if variant == "before" else contextlib.nullcontext():
+            if variant == "mixed":
+                context = training.precision_policy(training.mixed_policy())
+            else:
+                context = code_before_issue_12() if variant == "before" else contextlib.nullcontext()
+            with context:
                 model, notes[name] = build(name, args, variant == "xla")
                 for _ in range(args.warmup):  # traces the training step
                     model.train_on_batch(x, y)
@@ -139,6 +147,8 @@ def main():
         columns += ["before: images/s", "before: vs backbone", "before: vs float twin", "speed-up"]
     if with_xla:
         columns += ["images/s with XLA", "vs backbone with XLA", "XLA speed-up"]
+    if args.mixed:
+        columns += [f"images/s in {training.mixed_policy()}", "mixed speed-up"]
     rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
     for name in names:
         base, twin = zoo.get_entry(name).backbone, recipes.float_twin(name)
@@ -154,6 +164,9 @@ def main():
         if with_xla:
             xla = speed.get((name, "xla"))
             cells += [f"{xla:.1f}", ratio(xla, speed[base, "xla"]), f"{xla / speed[name, ''] :.2f}x"] if xla else ["-"] * 3
+        if args.mixed:
+            mixed = speed.get((name, "mixed"))
+            cells += [f"{mixed:.1f}", f"{mixed / speed[name, ''] :.2f}x"] if mixed else ["-"] * 2
         rows.append("| " + " | ".join(cells + [notes[name]]) + " |")
     command = shlex.join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     text = (
