@@ -72,9 +72,11 @@ CODE = code_version()  # read once: the code this process imported
 
 def jobs(models, seeds) -> list[tuple[str, int]]:
     """(model, seed) in training order: the float twins (seed 0), then every model's
-    first seed, then the next: a partial study has one seed of everything."""
+    first seed, the family baselines first (whether the recipe converges is known early),
+    then the next seed: a partial study has one seed of everything."""
     twins = sorted({recipes.float_twin(m) for m in models if recipes.float_twin(m)})
-    return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in models]
+    ordered = sorted(models, key=lambda m: m not in FAMILIES)  # stable: baselines first
+    return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in ordered]
 
 
 def config_for(model, seed, args, command) -> RunConfig:

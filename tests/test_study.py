@@ -19,10 +19,11 @@ def study():
     return module
 
 
-def test_jobs_train_the_twins_first_then_a_seed_of_everything(study):
-    assert study.jobs(["reactnet-18", "insta-mobilenet"], [0, 1]) == [
+def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(study):
+    assert study.jobs(["insta-resnet18", "reactnet-18", "insta-mobilenet", "reactnet-a"], [0, 1]) == [
         ("float-mobilenet", 0), ("float-resnet18", 0),
-        ("reactnet-18", 0), ("insta-mobilenet", 0), ("reactnet-18", 1), ("insta-mobilenet", 1),
+        ("reactnet-18", 0), ("reactnet-a", 0), ("insta-resnet18", 0), ("insta-mobilenet", 0),
+        ("reactnet-18", 1), ("reactnet-a", 1), ("insta-resnet18", 1), ("insta-mobilenet", 1),
     ]  # fmt: skip
 
 
