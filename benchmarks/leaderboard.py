@@ -2,7 +2,7 @@
 recipe and budget, several seeds; mean and spread of test accuracy, and wall time.
 
     .venv/bin/python benchmarks/leaderboard.py [--seeds 0 1] [--alpha 0.25]
-        [--train-split 'train[:20000]'] [--epochs 1] [--models PATTERN] [--publish]
+        [--train-split 'train[:20000]'] [--epochs 1] [--models PATTERN]
 
 Every model trains with the library's one-step recipe (`zoo.run.run`, as `lqm train`
 does, deterministic): Adam 1e-3 decayed linearly to zero per step, batch 128, 28x28x1, the
@@ -10,9 +10,8 @@ split and epochs given, then is evaluated on the whole test split (10,000 images
 folders go to runs/leaderboard/MODEL-sSEED/ and each finished run's figures to
 runs/leaderboard/results.jsonl, so an interrupted leaderboard resumes where it stopped.
 
-Writes benchmarks/results/leaderboard.md and leaderboard.png. `--publish` also packs the
-best seed of every model into zoo/weights/ (see `zoo.pretrained`) and writes its registry
-entry, with the accuracy that `lqm evaluate NAME --weights fashion_mnist` reproduces.
+Writes benchmarks/results/leaderboard.md and leaderboard.png: smoke results at a budget
+far from convergence. The shipped weights come from the study (`benchmarks/study.py`).
 
 FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give (16): its
 row trains FTBNN's other parts (FPReLU, binary downsampling) with groups=1, and says so.
@@ -31,13 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from larq_methods import data, saving, training  # noqa: E402
-from larq_methods.method import GroupedConvolutionError, Method  # noqa: E402
-from zoo import pretrained  # noqa: E402
+from larq_methods import saving, training  # noqa: E402
+from larq_methods.method import GroupedConvolutionError  # noqa: E402
 from zoo.run import DataConfig, RunConfig, run  # noqa: E402
 
 WORK = Path("runs/leaderboard")
@@ -163,11 +160,9 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--train-split", default="train[:20000]")
     parser.add_argument("--eval-split", default="test")
-    parser.add_argument("--publish", action="store_true", help="Pack the best seed of each model into zoo/weights/.")
     args = parser.parse_args()
 
     models = [n for n in zoo.list_models() if fnmatch.fnmatchcase(n, args.models)]
-    eval_set = data.load("fashion_mnist", args.eval_split)
     WORK.mkdir(parents=True, exist_ok=True)
     done = {(r["model"], r["seed"]) for r in read_results()}
     for seed in args.seeds:
@@ -192,37 +187,6 @@ def main():
     (RESULTS / "leaderboard.md").write_text(header + markdown)
     plot(summary, RESULTS / "leaderboard.png")
     print(header + markdown)
-    if args.publish:
-        for name in models:
-            best = max((r for r in results if r["model"] == name), key=lambda r: r["accuracy"])
-            entry = publish(best, eval_set)
-            print(f"published {entry.file}: {entry.accuracy:.4f} (training run: {best['accuracy']:.4f})", flush=True)
-
-
-def publish(result, eval_set, dataset="fashion_mnist", recipe=None):
-    """Packs a run's model into zoo/weights/ and registers it, with the accuracy of the
-    packed weights measured as `lqm evaluate NAME` measures it; `recipe` adds to (or
-    replaces parts of) the registry's description of how it was trained."""
-    name, method = result["model"], Method(**result["method"])
-    path = pretrained.WEIGHTS_DIR / f"{name}-{dataset}.npz"
-    pretrained.save_packed(saving.load_model(Path(result["run_dir"]) / "model.h5"), path)
-    shape = (28, 28, 1)
-    model = zoo.create_model(name, input_shape=shape, num_classes=eval_set.num_classes, alpha=result["alpha"], method=method, weights=str(path))
-    batches = data.pipeline(eval_set, image_size=28, channels=1, batch_size=256, training=False)
-    labels = np.concatenate([y.numpy() for _, y in batches])
-    accuracy = float(np.mean(model.predict(batches.map(lambda x, y: x), verbose=0).argmax(-1) == labels))
-    tf.keras.backend.clear_session()
-    trained = {k: result[k] for k in ("epochs", "train_split", "batch_size", "learning_rate", "seed")}
-    entry = pretrained.Weights(
-        model=name, dataset=dataset, file=path.name, sha256=pretrained.sha256(path), accuracy=round(accuracy, 4),
-        recipe={
-            "recipe": "one-step", "optimizer": "adam, linear decay to 0", "leaderboard": "benchmarks/leaderboard.py",
-            **trained, **(recipe or {}), "method": method.as_dict(),
-        },
-        date=result["date"], alpha=result["alpha"], input_shape=shape, num_classes=eval_set.num_classes,
-    )  # fmt: skip
-    pretrained.register(entry)
-    return entry
 
 
 if __name__ == "__main__":

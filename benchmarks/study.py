@@ -1,20 +1,23 @@
 """The study: every named binary model of the ReActNet-18 and ReActNet-A families, trained
 with the paper recipe (`zoo.recipes`) and distilled from its family's float twin, on
-Fashion-MNIST at one width and input size, several seeds each.
+Fashion-MNIST at one width and input size, several seeds each; then, one seed each, the
+BiRealNet and QuickNet families (`EXTRAS`), so that every shipped model is trained so.
 
     .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
         [--models PATTERN] [--commit] [--report] [--publish]
 
 It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
-resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once finished, its results.json, config.json,
-history CSVs and packed weights go to benchmarks/results/study/MODEL-sSEED/ in one rename
-(`--commit` commits that folder), and a rerun skips every (model, seed) that has its
-results.json there. The float twins train first (one seed) and teach both seeds.
+resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once
+finished, its results.json, config.json, history CSVs and packed weights go to
+benchmarks/results/study/MODEL-sSEED/ in one rename (`--commit` commits that folder), and a
+rerun skips every (model, seed) that has its results.json there. The float twins train
+first (one seed) and teach every seed.
 
 Writes benchmarks/results/study.md (mean and spread per model, gain over the family's
 baseline per seed, float twin, gap, training time, the last epochs) and study.png
-(test accuracy per epoch). `--publish` packs the best seed of every model into
-zoo/weights/ with its registry entry (`benchmarks/leaderboard.py`'s `publish`).
+(test accuracy per epoch); `--report` only writes them. `--publish` only ships the best
+finished seed of every model from benchmarks/results/study/ into zoo/weights/ with its
+registry entry (`ship`): the shipped weights are the study's.
 
 FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give (24 in
 its widest stage 2): its row trains FTBNN's other parts with groups=1 and says so.
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
@@ -52,6 +56,13 @@ FAMILIES = {
                     "rebnn-resnet18", "ftbnn-resnet18", "gaaf-resnet18"),
     "reactnet-a": ("reactnet-a", "insta-mobilenet", "insta-plus-mobilenet", "dybnn-mobilenet"),
 }  # fmt: skip
+# larq-zoo's backbones and their methods: one seed each, after both seeds of FAMILIES, so
+# that every shipped binary model has weights of this recipe
+EXTRAS = {
+    "birealnet": ("birealnet", "insta-birealnet", "dybnn-birealnet"),
+    "quicknet": ("quicknet", "insta-quicknet", "dybnn-quicknet"),
+}  # fmt: skip
+BASELINES = {*FAMILIES, *EXTRAS}
 # how many of a model's last epochs (test accuracy) the table shows
 LAST_EPOCHS = 3
 
@@ -70,13 +81,18 @@ def code_version() -> str:
 CODE = code_version()  # read once: the code this process imported
 
 
-def jobs(models, seeds) -> list[tuple[str, int]]:
+def jobs(models, seeds, extras=()) -> list[tuple[str, int]]:
     """(model, seed) in training order: the float twins (seed 0), then every model's
     first seed, the family baselines first (whether the recipe converges is known early),
-    then the next seed: a partial study has one seed of everything."""
-    twins = sorted({recipes.float_twin(m) for m in models if recipes.float_twin(m)})
-    ordered = sorted(models, key=lambda m: m not in FAMILIES)  # stable: baselines first
-    return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in ordered]
+    then the next seed: a partial study has one seed of everything. `extras` come last,
+    with their twins, first seed only."""
+
+    def ordered(names, seeds):
+        twins = sorted({recipes.float_twin(m) for m in names if recipes.float_twin(m)})
+        first = sorted(names, key=lambda m: m not in BASELINES)  # stable: baselines first
+        return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in first]
+
+    return ordered(models, seeds) + (ordered(extras, seeds[:1]) if extras else [])
 
 
 def config_for(model, seed, args, command) -> RunConfig:
@@ -216,15 +232,49 @@ def table(records, models) -> str:
     return "\n".join(rows) + "\n"
 
 
+# issue 13's bar for shipped binary weights: every one at least 90%, the best at least
+# 92.5% and within 1.0 point of its float twin
+TARGET, BEST_TARGET, TWIN_GAP = 0.90, 0.925, 0.01
+
+
+def shipped_table() -> str:
+    """The shipped weights (`zoo/weights/`) against the bar they are held to."""
+    rows = ["| model | seed | top-1 (`lqm evaluate NAME`) | float twin | gap | MiB | at least 90% |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    shipped = {w.model: w for w in pretrained.entries()}
+    for name, weights in shipped.items():
+        twin = shipped.get(recipes.float_twin(name) or "")
+        gap = f"{100 * (weights.accuracy - twin.accuracy):+.2f}" if twin else ""
+        target = "(teacher)" if recipes.is_float(name) else ("yes" if weights.accuracy >= TARGET else "**no**")
+        size = (pretrained.WEIGHTS_DIR / weights.file).stat().st_size / 2**20
+        rows.append(
+            f"| `{name}` | {weights.recipe.get('seed', '?')} | {_pct(weights.accuracy)}% | "
+            f"{_pct(twin.accuracy) + '%' if twin else '-'} | {gap} | {size:.2f} | {target} |"
+        )
+    binary = [w for w in shipped.values() if not recipes.is_float(w.model)]
+    if binary:
+        best = max(binary, key=lambda w: w.accuracy)
+        twin = shipped.get(recipes.float_twin(best.model) or "")
+        met = best.accuracy >= BEST_TARGET and twin is not None and twin.accuracy - best.accuracy <= TWIN_GAP
+        rows.append(
+            f"\nBest binary: `{best.model}` {_pct(best.accuracy)}%: the bar of at least {_pct(BEST_TARGET)}% "
+            f"and within {100 * TWIN_GAP:.1f} point of its float twin is {'met' if met else '**not met**'}."
+        )
+    return "\n".join(rows) + "\n"
+
+
 def plot(records, models, png: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
-    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.5), squeeze=False)
-    for ax, family in zip(axes[0], families):
+    families = [f for f in (*FAMILIES, *EXTRAS) if any(r["family"] == f for r in records)]
+    cols = min(2, len(families))
+    rows = -(-len(families) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(families):]:
+        ax.set_visible(False)
+    for ax, family in zip(axes.flat, families):
         for model in models:
             runs = [r for r in records if r["model"] == model and r["family"] == family]
             if not runs:
@@ -247,9 +297,9 @@ def plot(records, models, png: Path) -> None:
     plt.close(fig)
 
 
-def report(args, models, command) -> str:
+def report(args, models, extras, command) -> str:
     records = read_records(args.out)
-    order = [m for m, _ in jobs(models, [0])]
+    order = list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
     seconds = sum(r["train_seconds"] for r in records)
     header = (
         f"Fashion-MNIST, alpha {args.alpha}, {args.image_size}x{args.image_size}x1, the paper recipe "
@@ -257,34 +307,55 @@ def report(args, models, command) -> str:
         f"{recipes.PAPER_LEARNING_RATE:g} decayed linearly to 0 per step, weight decay 1e-5 then 0, distilled from "
         f"the float twin; the twins: one step of {2 * args.epochs} epochs), trained on {args.train_split}, tested on "
         f"the whole {args.eval_split} split. Gain: the model's accuracy minus its family baseline's "
-        f"(reactnet-18 or reactnet-a) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
+        f"({', '.join(sorted(BASELINES))}) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
     )
-    markdown = header + table(records, order)
+    markdown = header + table(records, order) + "\n## Shipped weights (`--publish`)\n\n" + shipped_table()
     (args.out.parent / "study.md").write_text(markdown)
     if records:
         plot(records, order, args.out.parent / "study.png")
     return markdown
 
 
-def publish(args, models) -> None:
-    """Packs the best seed of every study model into zoo/weights/ with its registry entry."""
-    from leaderboard import publish as publish_run
+def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.Weights:
+    """Ships a finished run (its folder under args.out): its packed weights into
+    zoo/weights/ and its registry entry, with the accuracy of those packed weights measured
+    as `lqm evaluate NAME` measures it."""
+    config = RunConfig.load(folder)
+    name, shape = record["model"], (config.data.image_size, config.data.image_size, config.data.channels)
+    path = pretrained.WEIGHTS_DIR / f"{name}-{dataset}.npz"
+    shutil.copyfile(folder / "model.npz", path)
+    model = zoo.create_model(name, input_shape=shape, num_classes=eval_set.num_classes, alpha=config.alpha, method=config.method, weights=str(path))
+    batches = data.pipeline(eval_set, image_size=shape[0], channels=shape[2], batch_size=256, training=False)
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    accuracy = float(np.mean(model.predict(batches, verbose=0).argmax(-1) == labels))  # predict ignores y
+    tf.keras.backend.clear_session()
+    recipe = config.recipe
+    entry = pretrained.Weights(
+        model=name, dataset=dataset, file=path.name, sha256=pretrained.sha256(path), accuracy=round(accuracy, 4),
+        recipe={
+            "recipe": "paper", "study": "benchmarks/study.py", "steps": record["steps"], "epochs": recipe.epochs,
+            "optimizer": "adam, linear decay to 0 per step", "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate, "weight_decay": [decay for _, _, decay in recipe.steps(config.method)],
+            "teacher": record["teacher"], "train_split": config.data.train_split, "seed": record["seed"],
+            "code": record.get("code", "?"), "method": config.method.as_dict(),
+        },
+        date=record["date"], alpha=config.alpha, input_shape=shape, num_classes=eval_set.num_classes,
+    )  # fmt: skip
+    pretrained.register(entry)
+    return entry
 
+
+def publish(args, models, extras) -> None:
+    """Ships the best seed of every finished study model (`ship`)."""
     eval_set = data.load("fashion_mnist", args.eval_split, args.data_dir)
-    for model in [m for m, _ in jobs(models, [0])]:
-        runs = [r for r in read_records(args.out) if r["model"] == model]
-        if not runs:
-            continue
-        best = max(runs, key=lambda r: r["accuracy"])
-        config = RunConfig.load(args.work / f"{model}-s{best['seed']}")
-        result = {
-            **best, "run_dir": str(args.work / f"{model}-s{best['seed']}"), "train_split": args.train_split,
-            "batch_size": config.recipe.batch_size, "learning_rate": config.recipe.learning_rate,
-            "epochs": config.recipe.epochs,
-        }  # fmt: skip
-        entry = publish_run(result, eval_set, recipe={"recipe": config.recipe.recipe, "study": "benchmarks/study.py", "teacher": best["teacher"]})
-        print(f"published {entry.file}: {100 * entry.accuracy:.2f}%", flush=True)
+    records = read_records(args.out)
+    for model in dict.fromkeys(m for m, _ in jobs(models, [0], extras)):
+        runs = [r for r in records if r["model"] == model]
+        if runs:
+            best = max(runs, key=lambda r: r["accuracy"])
+            entry = ship(best, args.out / f"{model}-s{best['seed']}", eval_set)
+            print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
 
 
 def main(argv=None):
@@ -301,17 +372,18 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/study"), help="What is kept of each finished run.")
     parser.add_argument("--commit", action="store_true", help="git commit each finished run's results.")
     parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
-    parser.add_argument("--publish", action="store_true", help="Pack the best seed of each model into zoo/weights/.")
+    parser.add_argument("--publish", action="store_true", help="Only ship the best finished seed of each model in zoo/weights/ (and write the table).")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/study.py", *(sys.argv[1:] if argv is None else argv)])
 
     models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
-    if not models:
+    extras = [m for family in EXTRAS.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
+    if not models + extras:
         raise SystemExit(f"no study model matches {args.models!r}")
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.report:
-        for model, seed in jobs(models, args.seeds):
+    if not (args.report or args.publish):
+        for model, seed in jobs(models, args.seeds, extras):
             if (args.out / f"{model}-s{seed}" / "results.json").exists():
                 continue
             try:
@@ -323,9 +395,9 @@ def main(argv=None):
             print(line, flush=True)
             if args.commit:
                 commit(args.out / f"{model}-s{seed}", f"Study: {line}")
-    print(report(args, models, command))
     if args.publish:
-        publish(args, models)
+        publish(args, models, extras)
+    print(report(args, models, extras, command))
 
 
 if __name__ == "__main__":

@@ -20,15 +20,26 @@ def study():
 
 
 def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(study):
-    assert study.jobs(["insta-resnet18", "reactnet-18", "insta-mobilenet", "reactnet-a"], [0, 1]) == [
+    extras = ["insta-quicknet", "quicknet", "birealnet"]
+    assert study.jobs(["insta-resnet18", "reactnet-18", "insta-mobilenet", "reactnet-a"], [0, 1], extras) == [
         ("float-mobilenet", 0), ("float-resnet18", 0),
         ("reactnet-18", 0), ("reactnet-a", 0), ("insta-resnet18", 0), ("insta-mobilenet", 0),
         ("reactnet-18", 1), ("reactnet-a", 1), ("insta-resnet18", 1), ("insta-mobilenet", 1),
+        # larq-zoo's backbones: their twins, then one seed, baselines first
+        ("float-birealnet", 0), ("float-quicknet", 0), ("quicknet", 0), ("birealnet", 0), ("insta-quicknet", 0),
     ]  # fmt: skip
 
 
+def test_every_registered_model_but_the_search_proxy_is_in_the_study(study):
+    import zoo
+    from zoo import recipes
+
+    binary = {m for m in zoo.list_models() if not recipes.is_float(m)}
+    assert {m for family in (*study.FAMILIES.values(), *study.EXTRAS.values()) for m in family} == binary - {"resnete-18"}
+
+
 @pytest.mark.slow
-def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes(study, tmp_path, data_dir, capsys):
+def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_ships(study, tmp_path, data_dir, capsys, monkeypatch):
     work, out = tmp_path / "work", tmp_path / "results" / "study"
     argv = [
         "--models", "reactnet-18", "--seeds", "0", "--epochs", "1", "--alpha", "0.125",
@@ -64,3 +75,30 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes(study, t
     assert "Resuming reactnet-18" in printed and "reactnet-18 seed 0:" in printed and "float-resnet18 seed 0" not in printed
     redone = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
     assert {k: v for k, v in redone.items() if k != "train_seconds"} == {k: v for k, v in record.items() if k != "train_seconds"}
+    capsys.readouterr()
+
+    # --publish ships the finished runs' packed weights, trains nothing, and registers the
+    # accuracy that `lqm evaluate NAME` then measures
+    from click.testing import CliRunner
+
+    from cli.main import lqm
+    from zoo import pretrained
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", weights / "registry.json")
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(pretrained.URL_ENV, raising=False)
+    study.main(argv + ["--publish"])
+    assert "Resuming" not in capsys.readouterr().out
+    assert sorted(p.name for p in weights.iterdir()) == ["float-resnet18-fashion_mnist.npz", "reactnet-18-fashion_mnist.npz", "registry.json"]
+    shipped = pretrained.get("reactnet-18")
+    assert (shipped.alpha, shipped.input_shape, shipped.recipe["recipe"], shipped.recipe["steps"], shipped.recipe["epochs"]) == (0.125, (28, 28, 1), "paper", 2, 1)
+    assert (shipped.recipe["teacher"], shipped.recipe["weight_decay"], shipped.recipe["seed"]) == ("float-resnet18-s0", [1e-5, 0.0], 0)
+    assert abs(shipped.accuracy - record["accuracy"]) <= 0.05  # packed kernels: what inference uses of them
+    result = CliRunner().invoke(lqm, ["evaluate", "reactnet-18", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(shipped.accuracy, abs=1e-4)
+    shipped_rows = (tmp_path / "results" / "study.md").read_text().split("## Shipped weights")[1]
+    assert f"| `reactnet-18` | 0 | {100 * shipped.accuracy:.2f}% |" in shipped_rows

@@ -80,7 +80,10 @@ def cache_dir() -> Path:
 
 
 def entries(model: str | None = None) -> list[Weights]:
-    """The registered weights (of `model` only, if given), in registry order."""
+    """The registered weights (of `model` only, if given), in registry order; none where
+    the registry file does not exist yet."""
+    if not REGISTRY_FILE.exists():
+        return []
     try:
         items = json.loads(REGISTRY_FILE.read_text())
     except (OSError, ValueError) as e:
