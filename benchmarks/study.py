@@ -50,6 +50,9 @@ from larq_methods import data, saving, training  # noqa: E402
 from leaderboard import method_for  # noqa: E402
 from zoo import pretrained, recipes  # noqa: E402
 from zoo.run import DataConfig, RunConfig, run  # noqa: E402
+from cli import catalogue  # noqa: E402
+
+SHIPPED = pretrained.REGISTRY_FILE  # the project's own registry (tests point it elsewhere)
 
 FAMILIES = {
     "reactnet-18": ("reactnet-18", "insta-resnet18", "insta-plus-resnet18", "dybnn-resnet18",
@@ -356,6 +359,8 @@ def publish(args, models, extras) -> None:
             best = max(runs, key=lambda r: r["accuracy"])
             entry = ship(best, args.out / f"{model}-s{best['seed']}", eval_set)
             print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
+    if pretrained.REGISTRY_FILE == SHIPPED:
+        catalogue.write()  # `lqm models` lists the shipped weights from this snapshot
 
 
 def main(argv=None):

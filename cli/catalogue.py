@@ -55,6 +55,11 @@ MODELS: list[dict] = _SNAPSHOT["models"]
 PRETRAINED: list[dict] = _SNAPSHOT["pretrained"]
 
 
-if __name__ == "__main__":
+def write() -> None:
+    """Rewrites the snapshot from the library (after the models or the registry changed)."""
     FILE.write_text(json.dumps(build(), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    write()
     print(f"wrote {FILE}")
