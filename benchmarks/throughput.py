@@ -10,11 +10,15 @@ after `--warmup` steps (tracing), `--steps` timed `train_on_batch` calls make on
 All models are built first, then measured round-robin, `--rounds` times, and each keeps the
 median of its windows, so that load from other processes on this shared machine touches
 every model alike and one noisy window moves nothing. `--mixed` also measures the baselines
-and float twins under this machine's mixed precision policy. `--xla-models` are also measured
+and float twins under this machine's mixed precision policy. `--breakdown` also measures
+each baseline with real weights and binary activations (step 1 of the two-step recipe),
+which splits its overhead over the float twin into the activations' signs and the weights',
+and with zero padding (`zero_padding`: not convertible; it measures the cost of the
+one-padding that LCE needs). `--xla-models` are also measured
 compiled with XLA (`jit_compile=True`; minutes of compilation per model here). `--before`
 also measures every binary model built as the code before issue 12 built it (larq's
-`approx_sign` in every sign, DyPReLU's two heads as two products in training), in the
-same rounds.
+`approx_sign` in every sign, DyPReLU's two heads as two products in training, larq's
+padding with ones), in the same rounds.
 
 "vs backbone" is the backbone baseline's images/s over the model's, "vs float twin" the
 float twin's over the model's (1.00x: as fast; 1.25x: takes 1.25 times as long). Writes
@@ -49,11 +53,13 @@ REAL = dict(alpha=1.0, image_size=112, channels=3, batch_size=32, steps=8, warmu
 TOY = dict(alpha=0.25, image_size=28, channels=1, batch_size=128, steps=10, warmup=2, rounds=6, output="benchmarks/results/throughput.md")
 
 
-def build(name, args, xla):
+def build(name, args, xla, binarise=None):
     method, note = zoo.get_entry(name).method, ""
+    if binarise:
+        method = method.replace(binarise=binarise)
     kwargs = dict(input_shape=(args.image_size, args.image_size, args.channels), num_classes=10, alpha=args.alpha)
     try:
-        model = zoo.create_model(name, **kwargs)
+        model = zoo.create_model(name, method=method, **kwargs)
     except GroupedConvolutionError:
         method, note = method.replace(groups=1), "groups=1"
         model = zoo.create_model(name, method=method, **kwargs)
@@ -63,16 +69,36 @@ def build(name, args, xla):
 @contextlib.contextmanager
 def code_before_issue_12():
     """Models built (and traced) inside are trained as before issue 12: every sign with
-    larq's `approx_sign` (its seven-op backward pass), DyPReLU's heads one product each."""
+    larq's `approx_sign` (its seven-op backward pass), DyPReLU's heads one product each,
+    binary convolutions padded with ones by larq (a padded copy of every input)."""
     from larq_methods import layers
 
-    sign, terms = layers.approx_sign, layers._HyperFunction.dynamic_terms
+    sign, terms, conv = layers.approx_sign, layers._HyperFunction.dynamic_terms, layers.BinaryConv2D.call
     layers.approx_sign = lq.quantizers.approx_sign
     layers._HyperFunction.dynamic_terms = lambda self, x, training=None: terms(self, x, training=False)
+    layers.BinaryConv2D.call = lambda self, inputs, training=None: lq.layers.QuantConv2D.call(self, inputs)
     try:
         yield
     finally:
-        layers.approx_sign, layers._HyperFunction.dynamic_terms = sign, terms
+        layers.approx_sign, layers._HyperFunction.dynamic_terms, layers.BinaryConv2D.call = sign, terms, conv
+
+
+@contextlib.contextmanager
+def zero_padding():
+    """Binary convolutions built inside pad with zeros, as float ones do, instead of ones
+    (`pad_values=1.0`, which LCE needs): larq then pads inside the convolution instead of
+    copying the input into a padded tensor. Only to measure that copy: such a model
+    does not convert fully binary."""
+    init = lq.layers.QuantConv2D.__init__
+
+    def zero_padded(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "pad_values": 0.0})
+
+    lq.layers.QuantConv2D.__init__ = zero_padded
+    try:
+        yield
+    finally:
+        lq.layers.QuantConv2D.__init__ = init
 
 
 def model_names(pattern: str) -> list[str]:
@@ -100,6 +126,7 @@ def main():
     parser.add_argument("--xla-models", default="", help="Models (and their baselines) also measured with XLA.")
     parser.add_argument("--before", action="store_true", help="Also measure the binary models as built before issue 12.")
     parser.add_argument("--mixed", action="store_true", help="Also measure the baselines and float twins in mixed precision (this machine's policy).")
+    parser.add_argument("--breakdown", action="store_true", help="Also measure the baselines with real weights (binary activations only: step 1 of the two-step recipe).")
     parser.add_argument("--output")
     parser.add_argument("--label", default="", help="A note for the table's header (e.g. which code it measured).")
     args = parser.parse_args()
@@ -121,13 +148,17 @@ def main():
             variants.append("before")
         if args.mixed and (name in BASELINES or recipes.is_float(name)):
             variants.append("mixed")
+        if args.breakdown and name in BASELINES:
+            variants += ["activations", "zero-padding"]
         for variant in variants:
             if variant == "mixed":
                 context = training.precision_policy(training.mixed_policy())
+            elif variant == "zero-padding":
+                context = zero_padding()
             else:
                 context = code_before_issue_12() if variant == "before" else contextlib.nullcontext()
             with context:
-                model, notes[name] = build(name, args, variant == "xla")
+                model, notes[name] = build(name, args, variant == "xla", "activations" if variant == "activations" else None)
                 for _ in range(args.warmup):  # traces the training step
                     model.train_on_batch(x, y)
             models[name, variant] = model
@@ -149,6 +180,8 @@ def main():
         columns += ["images/s with XLA", "vs backbone with XLA", "XLA speed-up"]
     if args.mixed:
         columns += [f"images/s in {training.mixed_policy()}", "mixed speed-up"]
+    if args.breakdown:
+        columns += ["real weights: images/s", "real weights: vs float twin", "zero padding: images/s", "zero padding: vs float twin"]
     rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
     for name in names:
         base, twin = zoo.get_entry(name).backbone, recipes.float_twin(name)
@@ -167,6 +200,10 @@ def main():
         if args.mixed:
             mixed = speed.get((name, "mixed"))
             cells += [f"{mixed:.1f}", f"{mixed / speed[name, ''] :.2f}x"] if mixed else ["-"] * 2
+        if args.breakdown:
+            for variant in ("activations", "zero-padding"):
+                own = speed.get((name, variant))
+                cells += [f"{own:.1f}", ratio(own, speed.get((twin, "")))] if own else ["-"] * 2
         rows.append("| " + " | ".join(cells + [notes[name]]) + " |")
     command = shlex.join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     text = (

@@ -158,13 +158,13 @@ class Method:
         """A binary convolution of binarised `x` (the output of `sign`).
 
         One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
-        conversion; the weight clip stops latent weights outside [-1, 1] from starving,
+        conversion (`layers.BinaryConv2D` trains it at the cost of zero padding); the weight clip stops latent weights outside [-1, 1] from starving,
         since the sign's straight-through gradient is zero there. With real weights
         (`binarise` "activations" or "none") it is the same layer without the kernel's
         quantizer and clip, so that its kernel carries over to the binary model.
         """
         if self.binarise != "all":
-            return lq.layers.QuantConv2D(
+            return layers.BinaryConv2D(
                 filters,
                 kernel_size,
                 strides=strides,
@@ -193,10 +193,10 @@ class Method:
             return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, scale="code", **common)(x)
         if self.weights == "sign":
             common["kernel_constraint"] = lq.constraints.WeightClip(GAAF_PROXY_CLIP)
-            return lq.layers.QuantConv2D(
+            return layers.BinaryConv2D(
                 filters, kernel_size, kernel_quantizer=lq.quantizers.SteSign(clip_value=None), **common
             )(x)
-        return lq.layers.QuantConv2D(
+        return layers.BinaryConv2D(
             filters, kernel_size, kernel_quantizer="magnitude_aware_sign", **common
         )(x)
 

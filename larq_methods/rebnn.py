@@ -24,7 +24,7 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs, hooks
+from larq_methods import costs, hooks, layers
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
@@ -121,7 +121,7 @@ def _larq_warnings_off():
 
 
 @_register
-class ReBNNConv2D(hooks.TrainingHook, lq.layers.QuantConv2D):
+class ReBNNConv2D(hooks.TrainingHook, layers.BinaryConv2D):
     r"""Binary convolution with a learned per-channel scale and ReBNN's reconstruction loss.
 
     \\[ \hat w_c = \alpha_c \operatorname{sign}(w_c), \qquad

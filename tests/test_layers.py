@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods.layers import RPReLU, RSign
+from larq_methods.layers import BinaryConv2D, RPReLU, RSign
 
 
 def _rsign(threshold):
@@ -168,3 +168,58 @@ def test_dyprelu_trains_its_heads_in_one_product_with_the_same_values():
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
     for fused, separate in zip(*grads):
         np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6)
+
+
+def _conv_pair(kernel_size, strides, channels, groups, quantizer):
+    """Our BinaryConv2D and larq's QuantConv2D, built alike with the same weights."""
+    config = dict(
+        filters=4 * groups, kernel_size=kernel_size, strides=strides, padding="same", pad_values=1.0,
+        groups=groups, kernel_quantizer=quantizer, use_bias=False,
+    )  # fmt: skip
+    ours, theirs = BinaryConv2D(**config), lq.layers.QuantConv2D(**config)
+    shape = (None, 7, 7, channels)
+    ours.build(shape), theirs.build(shape)
+    ours.kernel.assign(tf.random.normal(ours.kernel.shape, seed=3))
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+@pytest.mark.parametrize(
+    "kernel_size,strides,size,groups,quantizer",
+    [
+        (3, 1, 7, 1, "magnitude_aware_sign"), (3, 2, 7, 1, "magnitude_aware_sign"),  # odd size, stride 2
+        (3, 2, 8, 1, "ste_sign"), (5, 1, 6, 1, None),  # even size: TF pads one more below
+        (3, 1, 6, 2, "magnitude_aware_sign"), (1, 1, 5, 1, "magnitude_aware_sign"),  # grouped; no padding
+    ],
+)  # fmt: skip
+def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, strides, size, groups, quantizer):
+    """In training, the zero-padded convolution plus the border's term equals larq's
+    explicit padding with ones, forward and backward (input and kernel gradients); at
+    inference it is larq's own op, bit for bit."""
+    channels = 8 * groups
+    ours, theirs = _conv_pair(kernel_size, strides, channels, groups, quantizer)
+    x = lq.math.sign(tf.random.normal((2, size, size, channels), seed=4))
+    weights = tf.random.normal(theirs(x).shape, seed=5)
+    outputs = []
+    for layer, kwargs in ((ours, {"training": True}), (theirs, {})):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, **kwargs)
+            loss = tf.reduce_sum(y * weights)
+        outputs.append((y, *tape.gradient(loss, [x, layer.kernel])))
+    for a, b in zip(*outputs):
+        scale = float(tf.reduce_max(tf.abs(b)))
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6 * scale)
+    np.testing.assert_array_equal(ours(x, training=False).numpy(), theirs(x).numpy())
+
+
+def test_binary_conv_config_round_trip_and_plain_load_model(tmp_path):
+    layer = BinaryConv2D(6, 3, padding="same", pad_values=1.0, kernel_quantizer="ste_sign", name="probe")
+    assert BinaryConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
+    inputs = tf.keras.Input((5, 5, 3))
+    model = tf.keras.Model(inputs, BinaryConv2D(6, 3, padding="same", pad_values=1.0, kernel_quantizer="ste_sign")(inputs))
+    x = tf.random.normal((2, 5, 5, 3), seed=2)
+    model.save(tmp_path / "m.h5")
+    loaded = tf.keras.models.load_model(tmp_path / "m.h5")  # no custom_objects
+    assert isinstance(loaded.layers[-1], BinaryConv2D)
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
