@@ -331,9 +331,6 @@ def run(
     trains_teacher = config.teacher_recipe is not None and (
         (run_dir / TEACHER_FOLDER / "config.json").exists() or shipped_weights(config, prepared) is None
     )
-    if config.teacher and not trains_teacher:
-        prepared.load(config.teacher, "--teacher")  # fail before the run starts
-        tf.keras.backend.clear_session()
     model = prepared.build(config.method)
     model_costs = costs.count(model)
     if config.init and not resume:  # the weights must fit before the run folder exists
@@ -341,6 +338,11 @@ def run(
         target = model if first_method == config.method else prepared.build(first_method)
         training.start_from(prepared.load(config.init, "--init"), target)
     tf.keras.backend.clear_session()
+    if config.teacher and not trains_teacher:
+        # fail before the run starts; after --init, so that a run that cannot start
+        # downloads no teacher
+        prepared.load(config.teacher, "--teacher")
+        tf.keras.backend.clear_session()
     recipe, method = config.recipe, config.method
     # a resumed run's config.json changes only when the run is extended
     write_config = not resume or RunConfig.load(run_dir) != config
