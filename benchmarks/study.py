@@ -50,9 +50,6 @@ from larq_methods import data, saving, training  # noqa: E402
 from leaderboard import method_for  # noqa: E402
 from zoo import pretrained, recipes  # noqa: E402
 from zoo.run import DataConfig, RunConfig, run  # noqa: E402
-from cli import catalogue  # noqa: E402
-
-SHIPPED = pretrained.REGISTRY_FILE  # the project's own registry (tests point it elsewhere)
 
 FAMILIES = {
     "reactnet-18": ("reactnet-18", "insta-resnet18", "insta-plus-resnet18", "dybnn-resnet18",
@@ -96,6 +93,11 @@ def jobs(models, seeds, extras=()) -> list[tuple[str, int]]:
         return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in first]
 
     return ordered(models, seeds) + (ordered(extras, seeds[:1]) if extras else [])
+
+
+def study_models(models, extras) -> list[str]:
+    """Every model of the study once, twins included, in training order."""
+    return list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
 
 
 def config_for(model, seed, args, command) -> RunConfig:
@@ -302,7 +304,7 @@ def plot(records, models, png: Path) -> None:
 
 def report(args, models, extras, command) -> str:
     records = read_records(args.out)
-    order = list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
+    order = study_models(models, extras)
     seconds = sum(r["train_seconds"] for r in records)
     header = (
         f"Fashion-MNIST, alpha {args.alpha}, {args.image_size}x{args.image_size}x1, the paper recipe "
@@ -353,14 +355,12 @@ def publish(args, models, extras) -> None:
     """Ships the best seed of every finished study model (`ship`)."""
     eval_set = data.load("fashion_mnist", args.eval_split, args.data_dir)
     records = read_records(args.out)
-    for model in dict.fromkeys(m for m, _ in jobs(models, [0], extras)):
+    for model in study_models(models, extras):
         runs = [r for r in records if r["model"] == model]
         if runs:
             best = max(runs, key=lambda r: r["accuracy"])
             entry = ship(best, args.out / f"{model}-s{best['seed']}", eval_set)
             print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
-    if pretrained.REGISTRY_FILE == SHIPPED:
-        catalogue.write()  # `lqm models` lists the shipped weights from this snapshot
 
 
 def main(argv=None):

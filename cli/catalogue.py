@@ -3,13 +3,17 @@ choose from and the registered models, as a snapshot (catalogue.json).
 
 `lqm --help`, `lqm COMMAND --help` and `lqm models` read the snapshot instead of importing
 the library, whose TensorFlow takes 5 s or more to start. `python -m cli.catalogue`
-rewrites it from the library; tests/test_startup.py fails while it differs.
+rewrites it from the library; tests/test_startup.py fails while it differs. The pretrained
+weights are read from the weights registry itself (plain JSON), so that shipping weights
+needs no new snapshot.
 """
 
 import json
 from pathlib import Path
 
 FILE = Path(__file__).with_name("catalogue.json")
+# zoo.pretrained.REGISTRY_FILE, found without importing zoo (and TensorFlow)
+REGISTRY = Path(__file__).resolve().parent.parent / "zoo" / "weights" / "registry.json"
 
 
 def build() -> dict:
@@ -40,7 +44,6 @@ def build() -> dict:
             {k: getattr(zoo.get_entry(name), k) for k in ("name", "backbone", "follows", "description")}
             for name in zoo.list_models()
         ],
-        "pretrained": [{"model": w.model, "dataset": w.dataset, "accuracy": w.accuracy} for w in zoo.pretrained.entries()],
     }
 
 
@@ -52,14 +55,13 @@ GAAF_SEARCH_SPACE: int = _SNAPSHOT["gaaf_search_space"]
 GAAF_ADMISSION: float = _SNAPSHOT["gaaf_admission"]
 FASHION_MNIST_ENV: str = _SNAPSHOT["fashion_mnist_env"]
 MODELS: list[dict] = _SNAPSHOT["models"]
-PRETRAINED: list[dict] = _SNAPSHOT["pretrained"]
 
 
-def write() -> None:
-    """Rewrites the snapshot from the library (after the models or the registry changed)."""
-    FILE.write_text(json.dumps(build(), indent=1) + "\n")
+def pretrained() -> list[dict]:
+    """The registered weights: model, dataset, accuracy and the rest of each entry."""
+    return json.loads(REGISTRY.read_text()) if REGISTRY.exists() else []
 
 
 if __name__ == "__main__":
-    write()
+    FILE.write_text(json.dumps(build(), indent=1) + "\n")
     print(f"wrote {FILE}")

@@ -57,7 +57,7 @@ def models(pattern, with_costs):
     width = max(len(n) for n in names)
     if not with_costs:
         weights = {}
-        for w in catalogue.PRETRAINED:
+        for w in catalogue.pretrained():
             weights.setdefault(w["model"], []).append(f"{w['dataset']} {w['accuracy']:.1%}")
         click.echo(f"{'model':<{width}}  {'follows':<8}  {'pretrained (top-1)':<20}  description")
         for name in names:

@@ -158,8 +158,9 @@ class Method:
         """A binary convolution of binarised `x` (the output of `sign`).
 
         One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
-        conversion (`layers.BinaryConv2D` trains it at the cost of zero padding); the weight clip stops latent weights outside [-1, 1] from starving,
-        since the sign's straight-through gradient is zero there. With real weights
+        conversion (`layers.BinaryConv2D` trains it at the cost of zero padding); the weight
+        clip stops latent weights outside [-1, 1] from starving, since the sign's
+        straight-through gradient is zero there. With real weights
         (`binarise` "activations" or "none") it is the same layer without the kernel's
         quantizer and clip, so that its kernel carries over to the binary model.
         """

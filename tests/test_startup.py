@@ -48,6 +48,11 @@ def test_help_usage_errors_and_the_model_list_do_not_import_tensorflow():
 def test_the_catalogue_is_the_librarys():
     # On failure: `python -m cli.catalogue` rewrites cli/catalogue.json from the library.
     assert json.loads(catalogue.FILE.read_text()) == json.loads(json.dumps(catalogue.build()))
+    # `lqm models` reads the library's own weights registry
+    from zoo import pretrained
+
+    assert catalogue.REGISTRY == pretrained.REGISTRY_FILE
+    assert catalogue.pretrained() == json.loads(pretrained.REGISTRY_FILE.read_text())
 
 
 def test_library_errors_stay_one_line_errors_once_imported():
