@@ -189,7 +189,8 @@ def _conv_pair(kernel_size, strides, channels, groups, quantizer):
     [
         (3, 1, 7, 1, "magnitude_aware_sign"), (3, 2, 7, 1, "magnitude_aware_sign"),  # odd size, stride 2
         (3, 2, 8, 1, "ste_sign"), (5, 1, 6, 1, None),  # even size: TF pads one more below
-        (3, 1, 6, 2, "magnitude_aware_sign"), (1, 1, 5, 1, "magnitude_aware_sign"),  # grouped; no padding
+        (3, 1, 6, 2, "magnitude_aware_sign"), (3, 2, 7, 4, "ste_sign"),  # grouped
+        (1, 1, 5, 1, "magnitude_aware_sign"),  # no padding
     ],
 )  # fmt: skip
 def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, strides, size, groups, quantizer):
@@ -211,6 +212,37 @@ def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, 
         scale = float(tf.reduce_max(tf.abs(b)))
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6 * scale)
     np.testing.assert_array_equal(ours(x, training=False).numpy(), theirs(x).numpy())
+
+
+def _xla_compiled_functions(fn, *args) -> list[str]:
+    """Names of the functions in `fn`'s graph that TensorFlow must compile with XLA."""
+    graph = fn.get_concrete_function(*args).graph.as_graph_def()
+    return [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.parametrize("pad_values", [1.0, 0.0])  # binary, and a float counterpart's zero padding
+def test_grouped_binary_conv_trains_per_group_without_xla(pad_values):
+    """tf-keras compiles a grouped convolution with XLA (3x slower training on CPU); ours
+    trains one convolution per group, with the same values and gradients, and keeps
+    tf-keras' compiled op at inference."""
+    config = dict(filters=8, kernel_size=3, padding="same", pad_values=pad_values, groups=2, use_bias=False)
+    ours, keras = BinaryConv2D(**config), lq.layers.QuantConv2D(**config)
+    x = tf.random.normal((2, 6, 6, 8), seed=6)
+    ours.build(x.shape), keras.build(x.shape)
+    keras.set_weights(ours.get_weights())
+
+    def step(layer, **kwargs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, **kwargs)
+            loss = tf.reduce_sum(y * y)
+        return [y, *tape.gradient(loss, [x, layer.kernel])]
+
+    train = tf.function(lambda x: step(ours, training=True))
+    for a, b in zip(train(x), step(keras)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    assert _xla_compiled_functions(train, x) == []
+    assert _xla_compiled_functions(tf.function(lambda x: ours(x, training=False)), x)  # tf-keras' op
 
 
 def test_binary_conv_config_round_trip_and_plain_load_model(tmp_path):
