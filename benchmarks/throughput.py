@@ -211,7 +211,7 @@ def main():
         f"{args.batch_size}, random data, on this machine's CPU (2 shared cores; TensorFlow {tf.__version__}); "
         f"median of {args.rounds} round-robin windows of {args.steps} steps after {args.warmup} warm-up steps. "
         f"'vs backbone' / 'vs float twin': their images/s over the model's (1.00x: as fast). "
-        f"{args.label + ' ' if args.label else ''}Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
+        f"{args.label.rstrip('.') + '. ' if args.label else ''}Made by `{command}`.\n\n" + "\n".join(rows) + "\n"
     )
     Path(args.output).write_text(text)
     print(text)
