@@ -1,5 +1,7 @@
 """INSTA-BNN, DyBNN and FTBNN layers against independent NumPy formulas."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -228,6 +230,39 @@ def test_inference_after_20_steps_matches_exactly_computed_statistics():
     for m in act.moving_means + th.moving_means:
         m.assign(m * (1 - 0.99**20))
     assert not np.allclose(model(X, training=False), exact(X, training=False), rtol=1e-2)
+
+
+def test_mean_cube_values_and_gradient_by_hand():
+    """mean_HW(x^3) with the gradient 3 x^2 / HW, per instance and channel (a 1x2x2x2 input)."""
+    x = tf.constant([[[[1.0, -2.0], [3.0, 0.5]], [[-1.0, 2.0], [0.0, 1.0]]]])  # H, W = 2, 2
+    weights = tf.constant([[[[2.0, -1.0]]]])  # dL/d(mean) per channel
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        cube = L.mean_cube(x)
+        loss = tf.reduce_sum(cube * weights)
+    # channel 0: (1 + 27 - 1 + 0) / 4 = 6.75; channel 1: (-8 + 0.125 + 8 + 1) / 4 = 0.28125
+    np.testing.assert_allclose(cube.numpy().ravel(), [6.75, 0.28125], rtol=1e-7)
+    expected = 3 * x.numpy() ** 2 / 4 * np.array([2.0, -1.0])
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [L.InstaThreshold, L.InstaThresholdPlus])
+def test_insta_statistics_train_as_automatic_differentiation_would(cls):
+    """The custom gradient of the third moment changes no gradient of the INSTA layers."""
+    x = tf.constant(np.random.RandomState(0).normal(size=(4, 5, 5, 8)), tf.float32)
+    layer = cls()
+    layer.build(x.shape)
+    for i, w in enumerate(layer.trainable_weights):
+        w.assign(np.random.RandomState(i + 1).normal(0, 0.3, w.shape))
+    weights = tf.constant(np.random.RandomState(9).normal(size=x.shape), tf.float32)
+    grads = []
+    for stats in (L.mean_cube, lambda x: tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)):
+        with mock.patch.object(L, "mean_cube", stats), tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=False) * weights)
+        grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
+    for ours, autodiff in zip(*grads):
+        np.testing.assert_allclose(ours.numpy(), autodiff.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_cube_root_gradient_is_bounded_and_exact_away_from_zero():
