@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 FASHION_MNIST := $(or $(LQM_FASHION_MNIST_DIR),/usr/share/datasets/fashion-mnist)
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
-# pytest-xdist workers; tests of one module share a worker (and its module fixtures)
+# pytest-xdist workers; tests of one module share a worker (and its module fixtures).
+# A worker that crashes ends the run at once with the test it died in: xdist 3.8's loadscope
+# scheduler can deadlock after replacing one (pytest-dev/pytest-xdist#1378).
 PYTEST_WORKERS ?= auto
 
 .PHONY: demo test test-fast install dataset
@@ -44,7 +46,7 @@ demo: install dataset
 	@echo "Demo run folder: $(RUN)"
 
 test: install dataset
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --max-worker-restart 0 $(PYTEST_ARGS)
 
 test-fast: PYTEST_ARGS += -m "not slow"
 test-fast: test

@@ -170,11 +170,11 @@ def test_dyprelu_trains_its_heads_in_one_product_with_the_same_values():
         np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6)
 
 
-def _conv_pair(kernel_size, strides, channels, groups, quantizer):
+def _conv_pair(kernel_size, strides, channels, groups, quantizer, dilation=1):
     """Our BinaryConv2D and larq's QuantConv2D, built alike with the same weights."""
     config = dict(
         filters=4 * groups, kernel_size=kernel_size, strides=strides, padding="same", pad_values=1.0,
-        groups=groups, kernel_quantizer=quantizer, use_bias=False,
+        groups=groups, kernel_quantizer=quantizer, use_bias=False, dilation_rate=dilation,
     )  # fmt: skip
     ours, theirs = BinaryConv2D(**config), lq.layers.QuantConv2D(**config)
     shape = (None, 7, 7, channels)
@@ -185,20 +185,23 @@ def _conv_pair(kernel_size, strides, channels, groups, quantizer):
 
 
 @pytest.mark.parametrize(
-    "kernel_size,strides,size,groups,quantizer",
+    "kernel_size,strides,size,groups,quantizer,dilation",
     [
-        (3, 1, 7, 1, "magnitude_aware_sign"), (3, 2, 7, 1, "magnitude_aware_sign"),  # odd size, stride 2
-        (3, 2, 8, 1, "ste_sign"), (5, 1, 6, 1, None),  # even size: TF pads one more below
-        (3, 1, 6, 2, "magnitude_aware_sign"), (3, 2, 7, 4, "ste_sign"),  # grouped
-        (1, 1, 5, 1, "magnitude_aware_sign"),  # no padding
+        (3, 1, 7, 1, "magnitude_aware_sign", 1), (3, 2, 7, 1, "magnitude_aware_sign", 1),  # odd size, stride 2
+        (3, 2, 8, 1, "ste_sign", 1), (5, 1, 6, 1, None, 1),  # even size: TF pads one more below
+        (3, 1, 6, 2, "magnitude_aware_sign", 1), (3, 2, 7, 4, "ste_sign", 1),  # grouped
+        (1, 1, 5, 1, "magnitude_aware_sign", 1),  # no padding
+        (3, 1, 7, 1, "ste_sign", 2),  # dilated
     ],
 )  # fmt: skip
-def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, strides, size, groups, quantizer):
+def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, strides, size, groups, quantizer, dilation):
     """In training, the zero-padded convolution plus the border's term equals larq's
     explicit padding with ones, forward and backward (input and kernel gradients); at
-    inference it is larq's own op, bit for bit."""
+    inference it is larq's own op, bit for bit. The border's term is a matrix product, not
+    a convolution of one channel, whose oneDNN weight gradient corrupted the heap: the
+    training graph holds one convolution per group."""
     channels = 8 * groups
-    ours, theirs = _conv_pair(kernel_size, strides, channels, groups, quantizer)
+    ours, theirs = _conv_pair(kernel_size, strides, channels, groups, quantizer, dilation)
     x = lq.math.sign(tf.random.normal((2, size, size, channels), seed=4))
     weights = tf.random.normal(theirs(x).shape, seed=5)
     outputs = []
@@ -212,6 +215,8 @@ def test_binary_conv_trains_padding_with_ones_exactly_as_larq_pads(kernel_size, 
         scale = float(tf.reduce_max(tf.abs(b)))
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6 * scale)
     np.testing.assert_array_equal(ours(x, training=False).numpy(), theirs(x).numpy())
+    graph = tf.function(lambda x: ours(x, training=True)).get_concrete_function(x).graph
+    assert [op.type for op in graph.get_operations()].count("Conv2D") == groups
 
 
 def _xla_compiled_functions(fn, *args) -> list[str]:
