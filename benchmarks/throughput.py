@@ -19,7 +19,11 @@ compiled with XLA (`jit_compile=True`; minutes of compilation per model here). `
 also measures every binary model built as the code before issue 12 built it (larq's
 `approx_sign` in every sign, DyPReLU's two heads as two products in training, larq's
 padding with ones, tf-keras' XLA-compiled grouped convolutions, INSTA's third moment
-differentiated automatically), in the same rounds.
+differentiated automatically), in the same rounds. `--react-baselines` also measures the
+backbones whose blocks have no threshold and no activation (BiRealNet, QuickNet) with
+ReActNet's RSign and RPReLU in them: the baseline INSTA-BNN and DyBNN report their gains
+against, so that "vs ReAct backbone" is what their modules cost beyond ReActNet's
+(on ReActNet-18 and ReActNet-A it equals "vs backbone").
 
 "vs backbone" is the backbone baseline's images/s over the model's, "vs float twin" the
 float twin's over the model's (1.00x: as fast; 1.25x: takes 1.25 times as long). Writes
@@ -54,10 +58,15 @@ REAL = dict(alpha=1.0, image_size=112, channels=3, batch_size=32, steps=8, warmu
 TOY = dict(alpha=0.25, image_size=28, channels=1, batch_size=128, steps=10, warmup=2, rounds=6, output="benchmarks/results/throughput.md")
 
 
-def build(name, args, xla, binarise=None):
+REACT_MODULES = dict(threshold="static", activation="rprelu")  # RSign, RPReLU
+
+
+def build(name, args, xla, binarise=None, react=False):
     method, note = zoo.get_entry(name).method, ""
     if binarise:
         method = method.replace(binarise=binarise)
+    if react:
+        method = method.replace(**REACT_MODULES)
     kwargs = dict(input_shape=(args.image_size, args.image_size, args.channels), num_classes=10, alpha=args.alpha)
     try:
         model = zoo.create_model(name, method=method, **kwargs)
@@ -111,6 +120,11 @@ def model_names(pattern: str) -> list[str]:
     return sorted(named | backbones | {recipes.float_twin(b) for b in backbones})
 
 
+def _has_react_modules(name) -> bool:
+    method = zoo.get_entry(name).method
+    return all(getattr(method, key) == value for key, value in REACT_MODULES.items())
+
+
 def ratio(slower, faster) -> str:
     return f"{faster / slower:.2f}x" if slower and faster else "-"
 
@@ -129,6 +143,7 @@ def main():
     parser.add_argument("--xla-models", default="", help="Models (and their baselines) also measured with XLA.")
     parser.add_argument("--before", action="store_true", help="Also measure the binary models as built before issue 12.")
     parser.add_argument("--mixed", action="store_true", help="Also measure the baselines and float twins in mixed precision (this machine's policy).")
+    parser.add_argument("--react-baselines", action="store_true", help="Also measure BiRealNet and QuickNet with ReActNet's RSign and RPReLU in their blocks.")
     parser.add_argument("--breakdown", action="store_true", help="Also measure the baselines with real weights (binary activations only: step 1 of the two-step recipe).")
     parser.add_argument("--output")
     parser.add_argument("--label", default="", help="A note for the table's header (e.g. which code it measured).")
@@ -153,6 +168,8 @@ def main():
             variants.append("mixed")
         if args.breakdown and name in BASELINES:
             variants += ["activations", "zero-padding"]
+        if args.react_baselines and name in BASELINES and not _has_react_modules(name):
+            variants.append("react")
         for variant in variants:
             if variant == "mixed":
                 context = training.precision_policy(training.mixed_policy())
@@ -161,7 +178,8 @@ def main():
             else:
                 context = code_before_issue_12() if variant == "before" else contextlib.nullcontext()
             with context:
-                model, notes[name] = build(name, args, variant == "xla", "activations" if variant == "activations" else None)
+                binarise = "activations" if variant == "activations" else None
+                model, notes[name] = build(name, args, variant == "xla", binarise, react=variant == "react")
                 for _ in range(args.warmup):  # traces the training step
                     model.train_on_batch(x, y)
             models[name, variant] = model
@@ -183,6 +201,8 @@ def main():
         columns += ["images/s with XLA", "vs backbone with XLA", "XLA speed-up"]
     if args.mixed:
         columns += [f"images/s in {training.mixed_policy()}", "mixed speed-up"]
+    if args.react_baselines:
+        columns += ["vs ReAct backbone"]
     if args.breakdown:
         columns += ["real weights: images/s", "real weights: vs float twin", "zero padding: images/s", "zero padding: vs float twin"]
     rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
@@ -203,6 +223,9 @@ def main():
         if args.mixed:
             mixed = speed.get((name, "mixed"))
             cells += [f"{mixed:.1f}", f"{mixed / speed[name, ''] :.2f}x"] if mixed else ["-"] * 2
+        if args.react_baselines:
+            react = speed.get((base, "react" if (base, "react") in speed else ""))
+            cells.append(ratio(speed.get((name, "")), react) if name != base and not recipes.is_float(name) else "-")
         if args.breakdown:
             for variant in ("activations", "zero-padding"):
                 own = speed.get((name, variant))
