@@ -52,13 +52,15 @@ import zoo  # noqa: E402
 from larq_methods import training  # noqa: E402
 from larq_methods.method import GroupedConvolutionError  # noqa: E402
 from zoo import recipes  # noqa: E402
+from zoo.named import PRESETS  # noqa: E402
 
 BASELINES = ("reactnet-18", "reactnet-a", "quicknet", "birealnet")
 REAL = dict(alpha=1.0, image_size=112, channels=3, batch_size=32, steps=8, warmup=2, rounds=3, output="benchmarks/results/throughput_real.md")
 TOY = dict(alpha=0.25, image_size=28, channels=1, batch_size=128, steps=10, warmup=2, rounds=6, output="benchmarks/results/throughput.md")
 
 
-REACT_MODULES = dict(threshold="static", activation="rprelu")  # RSign, RPReLU
+# ReActNet's RSign and RPReLU, as its preset has them
+REACT_MODULES = {key: getattr(PRESETS["reactnet"], key) for key in ("threshold", "activation")}
 
 
 def build(name, args, xla, binarise=None, react=False):

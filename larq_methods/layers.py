@@ -475,9 +475,9 @@ class BinaryConv2D(lq.layers.QuantConv2D):
     where B is one image that is 1 on the padded border and 0 inside. In training the layer
     computes the right-hand side, the second term as a matrix product of B's patches (a
     constant) and the kernel summed over input channels, so the step costs what zero
-    padding costs. larq's left-hand side copies every input
-    into a padded tensor, which made one-padded binary networks train 1.3x slower than
-    their float twins on this CPU (1.06x this way, ReActNet-18 at 112x112, batch 32).
+    padding costs. larq's left-hand side copies every input into a padded tensor, which
+    made one-padded binary networks train 1.3x slower than their float twins on this CPU
+    (1.06x this way, ReActNet-18 at 112x112, batch 32).
     Inference (`training` false), and so the graph LCE converts, is larq's own padding;
     the two agree to float rounding.
 
