@@ -22,7 +22,6 @@ import argparse
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,6 +30,7 @@ import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
+from larq_methods import benchmark  # noqa: E402
 from zoo.reactnet import reactnet_18_block, reactnet_18_layout  # noqa: E402
 
 MODELS = (
@@ -73,7 +73,7 @@ def training_step(method, shape, channels, stride, groups, batch):
         return tape.gradient(loss, [x] + model.trainable_variables)
 
     step()  # traces
-    return step
+    return lambda: step()[0].numpy()
 
 
 def main():
@@ -93,15 +93,8 @@ def main():
             steps[name, label] = training_step(method, shape, channels, stride, groups, args.batch_size)
             labels += [label] if label not in labels else []
         print(f"built {name}", flush=True)
-    windows = {key: [] for key in steps}
-    for r in range(args.rounds):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()[0].numpy()
-            windows[key].append((time.perf_counter() - start) / args.steps * 1e3)
-        print(f"round {r + 1} done", flush=True)
-    ms = {key: statistics.median(w) for key, w in windows.items()}
+    windows = benchmark.interleaved(steps, rounds=args.rounds, steps=args.steps, progress=True)
+    ms = {key: statistics.median(w) * 1e3 for key, w in windows.items()}
     for name in methods:
         ms[name, "all"] = sum(ms[name, l] * (IDENTITY_BLOCKS if "identity" in l else 1) for l in labels)
 

@@ -35,10 +35,10 @@ runs with groups=1 (its FPReLU and binary downsampling), as the table says.
 
 import argparse
 import contextlib
+import functools
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from larq_methods import training  # noqa: E402
+from larq_methods import benchmark, training  # noqa: E402
 from larq_methods.method import GroupedConvolutionError  # noqa: E402
 from zoo import recipes  # noqa: E402
 from zoo.named import PRESETS  # noqa: E402
@@ -186,15 +186,9 @@ def main():
                     model.train_on_batch(x, y)
             models[name, variant] = model
         print(f"built {name}", flush=True)
-    windows = {key: [] for key in models}
-    for r in range(args.rounds):
-        for key, model in models.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                model.train_on_batch(x, y)
-            windows[key].append(args.steps * args.batch_size / (time.perf_counter() - start))
-        print(f"round {r + 1} done", flush=True)
-    speed = {key: statistics.median(w) for key, w in windows.items()}
+    calls = {key: functools.partial(model.train_on_batch, x, y) for key, model in models.items()}
+    windows = benchmark.interleaved(calls, rounds=args.rounds, steps=args.steps, progress=True)
+    speed = {key: args.batch_size / statistics.median(w) for key, w in windows.items()}
 
     columns = ["model", "backbone", "images/s", "vs backbone", "vs float twin"]
     if args.before:

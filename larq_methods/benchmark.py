@@ -7,6 +7,7 @@ of a phone's. There its indirect BGEMM kernel runs binary convolutions several t
 than its default one, with the same outputs: compare models timed with the same kernel.
 """
 
+import functools
 import platform
 import time
 from collections import Counter
@@ -43,15 +44,29 @@ def latency(flatbuffer: bytes, *, threads=1, warmup=3, runs=20, indirect_bgemm=F
     return timings[""]
 
 
-def latencies(flatbuffers: dict, *, threads=1, warmup=3, runs=20, indirect_bgemm=False) -> dict:
-    """`latency` of each of several models, keyed as `flatbuffers` is.
-
-    The timed runs take turns, one of each model in a round, so that a change in the
-    machine's load while they run (other processes, clock speed) falls on all alike and
-    their ratios hold.
+def interleaved(calls: dict, *, rounds: int, steps: int = 1, progress: bool = False) -> dict:
+    """Seconds per call of each function in `calls`, keyed as `calls` is: a list of `rounds`
+    windows of `steps` calls each. The windows take turns, one of each function in a round,
+    so that a change in the machine's load while they run (other processes, clock speed)
+    falls on all alike and their ratios hold.
     """
+    windows = {key: [] for key in calls}
+    for r in range(rounds):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                call()
+            windows[key].append((time.perf_counter() - start) / steps)
+        if progress:
+            print(f"round {r + 1} of {rounds} done", flush=True)
+    return windows
+
+
+def latencies(flatbuffers: dict, *, threads=1, warmup=3, runs=20, indirect_bgemm=False) -> dict:
+    """`latency` of each of several models, keyed as `flatbuffers` is, their runs taking
+    turns (`interleaved`)."""
     rng = np.random.default_rng(0)
-    runners, inputs, times, kernels = {}, {}, {}, {}
+    runners, inputs, kernels = {}, {}, {}
     for key, flatbuffer in flatbuffers.items():
         indirect = indirect_bgemm or convert.has_grouped_bconv(flatbuffer)
         kernels[key] = "indirect BGEMM" if indirect else "BGEMM"
@@ -63,12 +78,8 @@ def latencies(flatbuffers: dict, *, threads=1, warmup=3, runs=20, indirect_bgemm
         ]
         for _ in range(warmup):
             runners[key].predict(inputs[key])
-        times[key] = []
-    for _ in range(runs):
-        for key, runner in runners.items():
-            start = time.perf_counter()
-            runner.predict(inputs[key])
-            times[key].append((time.perf_counter() - start) * 1e3)
+    calls = {key: functools.partial(runner.predict, inputs[key]) for key, runner in runners.items()}
+    times = {key: np.array(t) * 1e3 for key, t in interleaved(calls, rounds=runs).items()}
     return {
         key: {
             "min": float(np.min(t)),
