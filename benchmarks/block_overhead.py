@@ -85,14 +85,14 @@ def main():
     args = parser.parse_args()
 
     tf.keras.utils.set_random_seed(0)
-    steps, labels = {}, []
+    steps = {}
     methods = {name: zoo.get_entry(name).method for name in MODELS}
     methods.update({name: methods["reactnet-18"].replace(**change) for name, change in VARIANTS.items()})
     for name, method in methods.items():
         for label, shape, channels, stride, groups in blocks(method):
             steps[name, label] = training_step(method, shape, channels, stride, groups, args.batch_size)
-            labels += [label] if label not in labels else []
         print(f"built {name}", flush=True)
+    labels = [label for label, *_ in blocks(methods["reactnet-18"])]  # the same in every layout
     windows = benchmark.interleaved(steps, rounds=args.rounds, steps=args.steps, progress=True)
     ms = {key: statistics.median(w) * 1e3 for key, w in windows.items()}
     for name in methods:

@@ -188,7 +188,7 @@ def main():
         print(f"built {name}", flush=True)
     calls = {key: functools.partial(model.train_on_batch, x, y) for key, model in models.items()}
     windows = benchmark.interleaved(calls, rounds=args.rounds, steps=args.steps, progress=True)
-    speed = {key: args.batch_size / statistics.median(w) for key, w in windows.items()}
+    speed = {key: statistics.median(args.batch_size / t for t in w) for key, w in windows.items()}
 
     columns = ["model", "backbone", "images/s", "vs backbone", "vs float twin"]
     if args.before:
