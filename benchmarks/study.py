@@ -1,7 +1,8 @@
 """The study: every named binary model of the ReActNet-18 and ReActNet-A families, trained
 with the paper recipe (`zoo.recipes`) and distilled from its family's float twin, on
-Fashion-MNIST at one width and input size, several seeds each; then, one seed each, the
-BiRealNet and QuickNet families (`EXTRAS`), so that every shipped model is trained so.
+Fashion-MNIST at one width and input size, several seeds each, and one more seed where a
+gain is smaller than the spread (`more_seeds`); then, one seed each, the BiRealNet and
+QuickNet families (`EXTRAS`), so that every shipped model is trained so.
 
     .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
         [--models PATTERN] [--commit] [--report] [--publish]
@@ -95,6 +96,36 @@ def jobs(models, seeds, extras=()) -> list[tuple[str, int]]:
     return ordered(models, seeds) + (ordered(extras, seeds[:1]) if extras else [])
 
 
+def more_seeds(records, models, seeds) -> list[tuple[str, int]]:
+    """Issue 13's rule, a third seed where the spread is larger than the gain: a method of
+    `models` whose gain over its family baseline (the means over `seeds`) is smaller than
+    the larger of their spreads (max - min over `seeds`) gets seed max(seeds) + 1, and so
+    does the baseline, baselines first. Decided on `seeds` alone, so that a rerun plans the
+    same runs whether or not the extra seeds have finished; needs every (model, seed) of
+    the comparison finished and at least two seeds."""
+    if len(seeds) < 2:
+        return []
+    accuracy = {(r["model"], r["seed"]): r["accuracy"] for r in records}
+
+    def accs(model):
+        found = [accuracy.get((model, s)) for s in seeds]
+        return None if None in found else found
+
+    more = set()
+    for model in models:
+        family = zoo.get_entry(model).backbone
+        if model == family or recipes.float_twin(model) is None:
+            continue
+        ours, base = accs(model), accs(family)
+        if ours is None or base is None:
+            continue
+        gain = statistics.mean(ours) - statistics.mean(base)
+        if abs(gain) < max(max(ours) - min(ours), max(base) - min(base)):
+            more |= {model, family}
+    following = max(seeds) + 1
+    return [(m, following) for m in sorted(more, key=lambda m: (m not in BASELINES, models.index(m) if m in models else 0))]
+
+
 def study_models(models, extras) -> list[str]:
     """Every model of the study once, twins included, in training order."""
     return list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
@@ -180,6 +211,22 @@ def harvest(model, seed, run_dir: Path, args) -> dict:
     shutil.rmtree(final, ignore_errors=True)  # half-written (no results.json)
     partial.rename(final)
     return record
+
+
+def train_all(todo, args, command) -> None:
+    """Trains and harvests every (model, seed) of `todo` that has no results yet."""
+    for model, seed in todo:
+        if (args.out / f"{model}-s{seed}" / "results.json").exists():
+            continue
+        try:
+            run_dir = train(model, seed, args, command)
+        except training.Interrupted as e:
+            raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
+        record = harvest(model, seed, run_dir, args)
+        line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
+        print(line, flush=True)
+        if args.commit:
+            commit(args.out / f"{model}-s{seed}", f"Study: {line}")
 
 
 def read_records(out: Path) -> list[dict]:
@@ -388,18 +435,10 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if not (args.report or args.publish):
-        for model, seed in jobs(models, args.seeds, extras):
-            if (args.out / f"{model}-s{seed}" / "results.json").exists():
-                continue
-            try:
-                run_dir = train(model, seed, args, command)
-            except training.Interrupted as e:
-                raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
-            record = harvest(model, seed, run_dir, args)
-            line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
-            print(line, flush=True)
-            if args.commit:
-                commit(args.out / f"{model}-s{seed}", f"Study: {line}")
+        train_all(jobs(models, args.seeds), args, command)
+        # the seeds above decide where a gain needs another seed; then larq-zoo's backbones
+        train_all(more_seeds(read_records(args.out), models, args.seeds), args, command)
+        train_all(jobs([], args.seeds, extras), args, command)
     if args.publish:
         publish(args, models, extras)
     print(report(args, models, extras, command))

@@ -30,6 +30,29 @@ def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(st
     ]  # fmt: skip
 
 
+def test_a_gain_smaller_than_a_spread_gets_a_third_seed_and_so_does_its_baseline(study):
+    models = list(study.FAMILIES["reactnet-18"]) + list(study.FAMILIES["reactnet-a"])
+    accuracy = {
+        ("reactnet-18", 0): 0.900, ("reactnet-18", 1): 0.902,  # spread 0.2 point
+        ("insta-resnet18", 0): 0.910, ("insta-resnet18", 1): 0.912,  # gain +1.0 > 0.2: done
+        ("dybnn-resnet18", 0): 0.898, ("dybnn-resnet18", 1): 0.906,  # gain +0.1 < its spread 0.8
+        ("rebnn-resnet18", 0): 0.899, ("rebnn-resnet18", 1): 0.9,  # gain -0.15 < the baseline's 0.2
+        ("gaaf-resnet18", 0): 0.880,  # seed 1 not finished: not decided yet
+        ("reactnet-a", 0): 0.84, ("reactnet-a", 1): 0.855,  # spread 1.5
+        ("insta-mobilenet", 0): 0.86, ("insta-mobilenet", 1): 0.87,  # gain +1.75 > 1.5: done
+        ("dybnn-mobilenet", 0): 0.85, ("dybnn-mobilenet", 1): 0.86,  # gain +0.75 < 1.5
+        ("float-resnet18", 0): 0.92,
+        # a third seed already finished does not change the plan
+        ("reactnet-18", 2): 0.95, ("dybnn-resnet18", 2): 0.80,
+    }  # fmt: skip
+    records = [{"model": m, "seed": s, "accuracy": a} for (m, s), a in accuracy.items()]
+    assert study.more_seeds(records, models, [0, 1]) == [
+        ("reactnet-18", 2), ("reactnet-a", 2), ("dybnn-resnet18", 2), ("rebnn-resnet18", 2), ("dybnn-mobilenet", 2),
+    ]  # fmt: skip
+    assert study.more_seeds(records, models, [0]) == []  # one seed has no spread
+    assert study.more_seeds(records, ["insta-resnet18"], [0, 1]) == []
+
+
 def test_every_registered_model_but_the_search_proxy_is_in_the_study(study):
     import zoo
     from zoo import recipes
