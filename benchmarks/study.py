@@ -90,8 +90,7 @@ def jobs(models, seeds, extras=()) -> list[tuple[str, int]]:
 
     def ordered(names, seeds):
         twins = sorted({recipes.float_twin(m) for m in names if recipes.float_twin(m)})
-        first = sorted(names, key=lambda m: m not in BASELINES)  # stable: baselines first
-        return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in first]
+        return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in baselines_first(names)]
 
     return ordered(models, seeds) + (ordered(extras, seeds[:1]) if extras else [])
 
@@ -111,19 +110,20 @@ def more_seeds(records, models, seeds) -> list[tuple[str, int]]:
         found = [accuracy.get((model, s)) for s in seeds]
         return None if None in found else found
 
-    more = set()
+    more = {}  # ordered set
     for model in models:
         family = zoo.get_entry(model).backbone
-        if model == family or recipes.float_twin(model) is None:
-            continue
         ours, base = accs(model), accs(family)
-        if ours is None or base is None:
+        if model == family or ours is None or base is None:
             continue
         gain = statistics.mean(ours) - statistics.mean(base)
         if abs(gain) < max(max(ours) - min(ours), max(base) - min(base)):
-            more |= {model, family}
-    following = max(seeds) + 1
-    return [(m, following) for m in sorted(more, key=lambda m: (m not in BASELINES, models.index(m) if m in models else 0))]
+            more.update(dict.fromkeys((family, model)))
+    return [(m, max(seeds) + 1) for m in baselines_first(more)]
+
+
+def baselines_first(names) -> list[str]:
+    return sorted(names, key=lambda m: m not in BASELINES)  # stable
 
 
 def study_models(models, extras) -> list[str]:
