@@ -390,6 +390,7 @@ class Checkpoints:
         if oscillation is not None:
             parts["oscillation"] = oscillation
         self.checkpoint = tf.train.Checkpoint(**parts)
+        self.model = model
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=max_to_keep)
 
     @property
@@ -400,14 +401,15 @@ class Checkpoints:
         # numbered by save, never by epoch: a Ctrl-C save must not overwrite the last good one
         self.epoch.assign(epoch)
         self.seconds.assign(seconds)
+        # a Ctrl-C before the first step would otherwise save no Adam moments, and `restore` refuse it
+        self.checkpoint.optimizer.build(self.model.trainable_variables)
         return self.manager.save()
 
     def restore(self, model) -> int:
         """Restores the latest checkpoint; returns its number of completed epochs."""
         if self.latest is None:
             return 0
-        optimizer = self.checkpoint.optimizer
-        optimizer.build(model.trainable_variables)  # slots must exist to be restored
+        self.checkpoint.optimizer.build(model.trainable_variables)  # slots must exist to be restored
         try:
             self.checkpoint.restore(self.latest).assert_existing_objects_matched()
         except AssertionError:

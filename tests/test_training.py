@@ -240,10 +240,10 @@ class _InterruptAt(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("epoch, batch", [(1, 0), (1, 2), (0, 3)])
+@pytest.mark.parametrize("epoch, batch", [(1, 0), (1, 2), (0, 3), (0, 0)])
 def test_resume_equals_the_uninterrupted_run(tmp_path, epoch, batch):
-    """Ctrl-C at an epoch boundary or mid-epoch, then resume: the same number of steps, the
-    same batches, bit-identical weights, optimiser state and history."""
+    """Ctrl-C at an epoch boundary, mid-epoch or before the first step, then resume: the
+    same number of steps, the same batches, bit-identical weights, optimiser state and history."""
     x, y = mini_data(64)
     recipe = training.Recipe(epochs=3, batch_size=16, learning_rate=1e-2)
     straight = _train(tmp_path, recipe, x=x, y=y, name="straight")
