@@ -401,15 +401,14 @@ class Checkpoints:
         # numbered by save, never by epoch: a Ctrl-C save must not overwrite the last good one
         self.epoch.assign(epoch)
         self.seconds.assign(seconds)
-        # a Ctrl-C before the first step would otherwise save no Adam moments, and `restore` refuse it
-        self.checkpoint.optimizer.build(self.model.trainable_variables)
+        self._build_optimizer()  # a Ctrl-C before the first step would otherwise save no Adam moments
         return self.manager.save()
 
-    def restore(self, model) -> int:
+    def restore(self) -> int:
         """Restores the latest checkpoint; returns its number of completed epochs."""
         if self.latest is None:
             return 0
-        self.checkpoint.optimizer.build(model.trainable_variables)  # slots must exist to be restored
+        self._build_optimizer()  # slots must exist to be restored
         try:
             self.checkpoint.restore(self.latest).assert_existing_objects_matched()
         except AssertionError:
@@ -418,6 +417,10 @@ class Checkpoints:
                 "older lqm, or for another model); start a new run from its weights with --init"
             ) from None
         return int(self.epoch.numpy())
+
+    def _build_optimizer(self) -> None:
+        # creates the slots (Adam's moments) that a fresh optimiser makes only at its first step
+        self.checkpoint.optimizer.build(self.model.trainable_variables)
 
 
 def restore_weights(folder, model) -> int:
@@ -884,7 +887,7 @@ def train(
                             transfer_weights(source, model)
                         if oscillation is not None:
                             oscillation.snapshot()
-                completed = checkpoints.restore(model) if restoring else 0
+                completed = checkpoints.restore() if restoring else 0
                 seconds = float(checkpoints.seconds.numpy()) if restoring else 0.0
             fit(
                 trainer, train_data, eval_data, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
