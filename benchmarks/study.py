@@ -152,8 +152,29 @@ def config_for(model, seed, args, command) -> RunConfig:
     )  # fmt: skip
 
 
+def restore_teacher(model, args) -> None:
+    """Rebuilds the model file of `model`'s teacher (its float twin's run) from what the
+    study kept of that run, where the run folder is gone (a fresh clone): a float model's
+    packed weights are its exact weights, so the teacher is the same."""
+    twin = recipes.float_twin(model)
+    if not twin:
+        return
+    target, kept = args.work / f"{twin}-s0" / "model.h5", args.out / f"{twin}-s0"
+    if target.exists() or not (kept / "results.json").exists():
+        return
+    config = RunConfig.load(kept)
+    shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    teacher = zoo.create_model(twin, input_shape=shape, num_classes=10, alpha=config.alpha, method=config.method)
+    pretrained.load_packed(teacher, kept / "model.npz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    saving.save_model(teacher, target)
+    tf.keras.backend.clear_session()
+    print(f"{model}: rebuilt its teacher {target} from {kept / 'model.npz'}", flush=True)
+
+
 def train(model, seed, args, command) -> Path:
     """Trains (model, seed) into its run folder, fresh or resumed; returns the folder."""
+    restore_teacher(model, args)
     config = config_for(model, seed, args, command)
     run_dir = args.work / f"{model}-s{seed}"
     resume = (run_dir / "config.json").exists()
