@@ -1,5 +1,6 @@
 """benchmarks/study.py survives interruption: a rerun skips finished (model, seed) runs,
-redoes a half-written result and resumes a half-trained run."""
+redoes a half-written result, resumes a half-trained run, and on a fresh clone rebuilds
+the teacher from what the study kept."""
 
 import importlib.util
 import json
@@ -99,6 +100,16 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     redone = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
     assert {k: v for k, v in redone.items() if k != "train_seconds"} == {k: v for k, v in record.items() if k != "train_seconds"}
     capsys.readouterr()
+
+    # a fresh clone has the kept results but no run folders: a run to do rebuilds its
+    # teacher from the twin's packed weights and trains exactly as with the original
+    shutil.rmtree(work)
+    shutil.rmtree(out / "reactnet-18-s0")
+    study.main(argv)
+    printed = capsys.readouterr().out
+    assert "rebuilt its teacher" in printed and "float-resnet18 seed 0" not in printed
+    again = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
+    assert {k: v for k, v in again.items() if k != "train_seconds"} == {k: v for k, v in record.items() if k != "train_seconds"}
 
     # --publish ships the finished runs' packed weights, trains nothing, and registers the
     # accuracy that `lqm evaluate NAME` then measures
