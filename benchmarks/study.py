@@ -243,6 +243,8 @@ def train_all(todo, args, command) -> None:
             run_dir = train(model, seed, args, command)
         except training.Interrupted as e:
             raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
+        except KeyboardInterrupt:  # before its first epoch: nothing to checkpoint yet
+            raise SystemExit(f"{model} seed {seed}: interrupted before training; rerun the same command to resume") from None
         record = harvest(model, seed, run_dir, args)
         line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
         print(line, flush=True)

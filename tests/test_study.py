@@ -31,6 +31,16 @@ def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(st
     ]  # fmt: skip
 
 
+def test_an_interrupt_before_training_stops_with_one_line(study, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "train", interrupted)
+    args = type("Args", (), {"out": tmp_path, "commit": False})
+    with pytest.raises(SystemExit, match="^reactnet-18 seed 1: interrupted before training; rerun the same command to resume$"):
+        study.train_all([("reactnet-18", 1)], args, "python benchmarks/study.py")
+
+
 def test_a_gain_smaller_than_a_spread_gets_a_third_seed_and_so_does_its_baseline(study):
     models = list(study.FAMILIES["reactnet-18"]) + list(study.FAMILIES["reactnet-a"])
     accuracy = {
