@@ -152,6 +152,14 @@ def config_for(model, seed, args, command) -> RunConfig:
     )  # fmt: skip
 
 
+def kept_model(config: RunConfig, weights: Path, num_classes: int) -> tf.keras.Model:
+    """The model of a study run (its `config`) with the packed `weights` the study kept."""
+    shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    return zoo.create_model(
+        config.model, input_shape=shape, num_classes=num_classes, alpha=config.alpha, method=config.method, weights=str(weights)
+    )
+
+
 def restore_teacher(model, args) -> None:
     """Rebuilds the model file of `model`'s teacher (its float twin's run) from what the
     study kept of that run, where the run folder is gone (a fresh clone): a float model's
@@ -162,10 +170,7 @@ def restore_teacher(model, args) -> None:
     target, kept = args.work / f"{twin}-s0" / "model.h5", args.out / f"{twin}-s0"
     if target.exists() or not (kept / "results.json").exists():
         return
-    config = RunConfig.load(kept)
-    shape = (config.data.image_size, config.data.image_size, config.data.channels)
-    teacher = zoo.create_model(twin, input_shape=shape, num_classes=10, alpha=config.alpha, method=config.method)
-    pretrained.load_packed(teacher, kept / "model.npz")
+    teacher = kept_model(RunConfig.load(kept), kept / "model.npz", num_classes=10)  # Fashion-MNIST's
     target.parent.mkdir(parents=True, exist_ok=True)
     saving.save_model(teacher, target)
     tf.keras.backend.clear_session()
@@ -397,10 +402,11 @@ def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.
     zoo/weights/ and its registry entry, with the accuracy of those packed weights measured
     as `lqm evaluate NAME` measures it."""
     config = RunConfig.load(folder)
-    name, shape = record["model"], (config.data.image_size, config.data.image_size, config.data.channels)
+    name = record["model"]
     path = pretrained.WEIGHTS_DIR / f"{name}-{dataset}.npz"
     shutil.copyfile(folder / "model.npz", path)
-    model = zoo.create_model(name, input_shape=shape, num_classes=eval_set.num_classes, alpha=config.alpha, method=config.method, weights=str(path))
+    model = kept_model(config, path, eval_set.num_classes)
+    shape = tuple(model.input_shape[1:])
     batches = data.pipeline(eval_set, image_size=shape[0], channels=shape[2], batch_size=256, training=False)
     labels = np.concatenate([y.numpy() for _, y in batches])
     accuracy = float(np.mean(model.predict(batches, verbose=0).argmax(-1) == labels))  # predict ignores y
