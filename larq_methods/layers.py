@@ -112,6 +112,28 @@ class Sign(BinarySign):
 
 
 @_register
+class HardTanh(tf.keras.layers.Layer):
+    r"""Bi-Real Net's real-valued stand-in for the sign.
+
+    \\[ f(x) = \min(\max(x, -1), 1) \\]
+
+    Bi-Real Net pre-trains its real-valued network with this clip in place of ReLU, as
+    closer to the sign. The float counterpart of a backbone whose blocks have no other
+    non-linearity (Bi-Real's) puts it where the sign was; the identity there would make
+    the whole network linear.
+
+    # References
+    - Liu et al., Bi-Real Net, ECCV 2018, section 3.3. https://arxiv.org/abs/1808.00278
+    """
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@_register
 class RPReLU(_PReLUParameters, tf.keras.layers.Layer):
     r"""ReAct-PReLU: a PReLU with learnable shifts of its input and output per channel.
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods.layers import BinaryConv2D, RPReLU, RSign
+from larq_methods.layers import BinaryConv2D, HardTanh, RPReLU, RSign
 
 
 def _rsign(threshold):
@@ -72,7 +72,17 @@ def test_initial_state_is_sign_and_prelu():
     )
 
 
-@pytest.mark.parametrize("cls", [RSign, RPReLU])
+def test_hard_tanh_clips_to_minus_one_one_hand_computed():
+    x = tf.constant([[-2.5, -1.0, -0.3, 0.0, 0.7, 1.0, 4.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = HardTanh()(x)
+    np.testing.assert_allclose(y.numpy(), [[-1.0, -1.0, -0.3, 0.0, 0.7, 1.0, 1.0]])
+    # slope 1 inside [-1, 1] (tf.clip_by_value passes the bounds themselves), 0 outside
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [[0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("cls", [RSign, RPReLU, HardTanh])
 def test_config_round_trip_and_plain_load_model(cls, tmp_path):
     layer = cls.from_config(cls(name="probe").get_config())
     assert layer.get_config() == cls(name="probe").get_config()

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from larq_methods.layers import RPReLU, RSign
+from larq_methods.layers import HardTanh, RPReLU, RSign
 from tests.helpers import perturb
 
 CONSTRUCTORS = {"reactnet-a": zoo.ReActNetA, "reactnet-18": zoo.ReActNet18}
@@ -87,6 +87,16 @@ def test_birealnet_keeps_larq_zoos_stem_at_imagenet_sizes():
     small = zoo.create_model("birealnet", input_shape=(28, 28, 1), alpha=0.25, num_classes=10)
     assert [conv.input_shape[1] for conv in _binary_convs(small)] == [28] * 5 + [14] * 4 + [7] * 4 + [4] * 3
     assert small.get_layer("stem_conv").kernel_size == (3, 3) and small.get_layer("stem_conv").strides == (1, 1)
+
+
+def test_float_birealnet_clips_where_birealnet_signs():
+    # with the identity there, its blocks (no activation) would leave the network linear
+    binary = zoo.create_model("birealnet", input_shape=(28, 28, 1), alpha=0.25, num_classes=10)
+    twin = zoo.create_model("float-birealnet", input_shape=(28, 28, 1), alpha=0.25, num_classes=10)
+    signs = [l.name for l in binary.layers if l.name.endswith("_sign")]
+    clips = [l.name for l in twin.layers if isinstance(l, HardTanh)]
+    assert len(clips) == 16 and [n.replace("_clip", "_sign") for n in clips] == signs
+    assert not [l for l in twin.layers if l.name.endswith("_sign")]
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))

@@ -14,6 +14,7 @@ from larq_zoo.sota.quicknet import QuickNetFactory, blurpool_initializer
 from zookeeper import Field, factory
 
 from larq_methods.initializers import BlurPool
+from larq_methods.layers import HardTanh
 from larq_methods.method import Method
 from zoo import pretrained
 from zoo.common import batch_norm, is_small_input, resolve_input, scaled
@@ -34,7 +35,8 @@ class _MethodBlocks:
 @factory
 class BiRealNetMethodFactory(_MethodBlocks, BiRealNetFactory):
     """Bi-Real Net (Liu et al., ECCV 2018) with method-built blocks:
-    out = act(BN(BConv3x3(sign(x))) + shortcut), shortcut = identity or pool -> 1x1 conv -> BN."""
+    out = act(BN(BConv3x3(sign(x))) + shortcut), shortcut = identity or pool -> 1x1 conv -> BN;
+    the float counterpart has clip(x, -1, 1) in place of the sign."""
 
     def residual_block(self, x, double_filters=False, filters=None):
         in_filters = int(x.shape[-1])
@@ -42,7 +44,9 @@ class BiRealNetMethodFactory(_MethodBlocks, BiRealNetFactory):
         stride = 1 if out_filters == in_filters else 2
         name = self._next_block()
         m = self.method
-        y = m.sign(x, name=f"{name}_sign")
+        # the float counterpart clips where the sign was (Bi-Real's real-valued network):
+        # these blocks have no other non-linearity
+        y = HardTanh(name=f"{name}_clip")(x) if m.binarise == "none" else m.sign(x, name=f"{name}_sign")
         y = m.conv(y, out_filters, 3, stride, groups=m.groups, name=f"{name}_bconv3x3")
         y = batch_norm(f"{name}_bn")(y)
         return residual(m, y, downsample(x, out_filters, stride, m, name=name), name=name)
