@@ -180,12 +180,16 @@ def restore_teacher(model, args) -> None:
 def train(model, seed, args, command) -> Path:
     """Trains (model, seed) into its run folder, fresh or resumed; returns the folder."""
     restore_teacher(model, args)
-    config = config_for(model, seed, args, command)
-    run_dir = args.work / f"{model}-s{seed}"
+    return train_run(config_for(model, seed, args, command), args.work / f"{model}-s{seed}")
+
+
+def train_run(config: RunConfig, run_dir: Path) -> Path:
+    """Trains `config` into `run_dir`: fresh, resumed where it stopped, or not at all where
+    it has finished; returns `run_dir`."""
     resume = (run_dir / "config.json").exists()
     if resume:
         saved = RunConfig.load(run_dir)
-        if saved.replace(commands=()) != config.replace(commands=()):
+        if not saved.same_training(config):
             raise SystemExit(f"{run_dir} holds a run of other settings; give another --work or remove it")
         if training.is_complete(run_dir, saved.recipe, saved.method):
             return run_dir

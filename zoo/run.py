@@ -100,6 +100,12 @@ class RunConfig:
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
+    def same_training(self, other: RunConfig) -> bool:
+        """Whether `other` trains exactly as this does: all but how often it checkpoints
+        and the commands that made it."""
+        ignored = {"checkpoint_steps": None, "checkpoint_seconds": 0.0, "commands": ()}
+        return self.replace(**ignored) == other.replace(**ignored)
+
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
         out["commands"] = list(self.commands)

@@ -1,0 +1,87 @@
+"""benchmarks/convergence.py trains a study run again with only its epochs changed, skips
+what has finished, and judges convergence by issue 13's test."""
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from zoo.run import RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+KEPT = ROOT / "benchmarks" / "results" / "study" / "reactnet-18-s0"  # a finished study run
+
+
+@pytest.fixture(scope="module")
+def convergence():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("convergence", ROOT / "benchmarks" / "convergence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def study_dirs(convergence, tmp_path, monkeypatch):
+    """The kept study run of reactnet-18 seed 0 in a study folder under tmp_path."""
+    out = tmp_path / "study"
+    (out / "reactnet-18-s0").mkdir(parents=True)
+    (out / "reactnet-18-s0" / "config.json").write_text((KEPT / "config.json").read_text())
+    monkeypatch.setattr(convergence, "STUDY", SimpleNamespace(work=tmp_path / "work", out=out))
+    monkeypatch.setattr(convergence, "WORK", tmp_path / "runs")
+    monkeypatch.setattr(convergence, "OUT", tmp_path / "convergence")
+    return tmp_path
+
+
+def test_same_training_ignores_only_checkpoints_and_commands():
+    config = RunConfig.load(KEPT)
+    assert config.same_training(config.replace(checkpoint_seconds=600.0, checkpoint_steps=50, commands=("lqm train",)))
+    assert not config.same_training(config.replace(seed=1))
+    assert not config.same_training(config.replace(recipe=dataclasses.replace(config.recipe, epochs=10)))
+
+
+def test_the_longer_run_changes_only_the_epochs(convergence, study_dirs):
+    kept = RunConfig.load(KEPT)
+    longer = convergence.longer("reactnet-18", 0, 10, "python benchmarks/convergence.py")
+    assert longer.recipe.epochs == 10 and kept.recipe.epochs == 5
+    # the teacher is this clone's float twin of the study, whatever path the kept config names
+    assert longer.teacher == str((study_dirs / "work" / "float-resnet18-s0").resolve())
+    assert longer.commands == ("python benchmarks/convergence.py",)
+    assert longer.replace(recipe=kept.recipe, teacher=kept.teacher, commands=kept.commands) == kept
+
+
+def test_finished_runs_are_skipped_and_the_rest_trained(convergence, study_dirs, monkeypatch):
+    finished = study_dirs / "convergence" / "e10" / "reactnet-a-s0"
+    finished.mkdir(parents=True)
+    (finished / "results.json").write_text("{}")
+    trained = []
+    monkeypatch.setattr(convergence.study, "restore_teacher", lambda model, args: None)
+    monkeypatch.setattr(convergence.study, "train_run", lambda config, run_dir: trained.append((config.model, config.recipe.epochs, run_dir)) or run_dir)
+    monkeypatch.setattr(convergence.study, "harvest", lambda model, seed, run_dir, out: {"accuracy": 0.9, "train_seconds": 60.0})
+    args = SimpleNamespace(commit=False)
+    convergence.train_all(["reactnet-a", "reactnet-18"], 0, 10, args, "python benchmarks/convergence.py")
+    assert trained == [("reactnet-18", 10, study_dirs / "runs" / "e10" / "reactnet-18-s0")]
+
+
+def test_convergence_is_the_last_two_epochs_within_a_fifth_of_a_point(convergence, study_dirs):
+    def record(curve, epochs):
+        return {"model": "reactnet-18", "seed": 0, "accuracy": curve[-1], "curve": curve, "epochs_per_step": epochs, "train_seconds": 600.0}
+
+    # accuracies are counts out of 10,000 test images
+    study = record([0.8913, 0.8955, 0.9031], 5)  # +0.76
+    longer = record([0.9012, 0.9031, 0.9051], 10)  # +0.20: the bound itself passes
+    assert convergence.last_move(study["curve"]) == 0.76
+    assert convergence.last_move([0.9051, 0.9030]) == -0.21
+    rows = convergence.table([(study, longer)]).splitlines()[2:]
+    assert rows == [
+        "| `reactnet-18` | 5 | 90.31% | 89.13, 89.55, 90.31 | +0.76 | **no** | 10 |",
+        "| `reactnet-18` | 10 | 90.51% | 90.12, 90.31, 90.51 | +0.20 | yes | 10 |",
+    ]
+
+
+def test_a_model_without_a_finished_study_run_is_one_error_line(convergence, study_dirs):
+    with pytest.raises(SystemExit, match=r"^no finished study run of reactnet-a seed 0 in .*study$"):
+        convergence.main(["--models", "reactnet-a", "--report"])
