@@ -190,7 +190,7 @@ def train_run(config: RunConfig, run_dir: Path) -> Path:
     if resume:
         saved = RunConfig.load(run_dir)
         if not saved.same_training(config):
-            raise SystemExit(f"{run_dir} holds a run of other settings; give another --work or remove it")
+            raise SystemExit(f"{run_dir} holds a run of other settings; remove it or train elsewhere (--work)")
         if training.is_complete(run_dir, saved.recipe, saved.method):
             return run_dir
         config = saved

@@ -3,6 +3,7 @@ what has finished, and judges convergence by issue 13's test."""
 
 import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,3 +86,14 @@ def test_convergence_is_the_last_two_epochs_within_a_fifth_of_a_point(convergenc
 def test_a_model_without_a_finished_study_run_is_one_error_line(convergence, study_dirs):
     with pytest.raises(SystemExit, match=r"^no finished study run of reactnet-a seed 0 in .*study$"):
         convergence.main(["--models", "reactnet-a", "--report"])
+
+
+def test_a_run_folder_of_other_settings_is_never_trained_over(convergence, study_dirs):
+    run_dir = study_dirs / "runs" / "e10" / "reactnet-18-s0"
+    run_dir.mkdir(parents=True)
+    other = convergence.longer("reactnet-18", 0, 10, "python benchmarks/convergence.py").replace(seed=1)
+    (run_dir / "config.json").write_text(json.dumps(other.to_json()))
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(SystemExit, match=r"^.*reactnet-18-s0 holds a run of other settings; remove it or train elsewhere \(--work\)$"):
+        convergence.study.train_run(convergence.longer("reactnet-18", 0, 10, "python benchmarks/convergence.py"), run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
