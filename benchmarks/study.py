@@ -14,8 +14,8 @@ benchmarks/results/study/MODEL-sSEED/ in one rename (`--commit` commits that fol
 rerun skips every (model, seed) that has its results.json there. The float twins train
 first (one seed) and teach every seed.
 
-Writes benchmarks/results/study.md (mean and spread per model, gain over the family's
-baseline per seed, float twin, gap, training time, the last epochs) and study.png
+Writes benchmarks/results/study.md (named after --out: mean and spread per model, gain over
+the family's baseline per seed, float twin, gap, training time, the last epochs) and study.png
 (test accuracy per epoch); `--report` only writes them. `--publish` only ships the best
 finished seed of every model from benchmarks/results/study/ into zoo/weights/ with its
 registry entry (`ship`): the shipped weights are the study's.
@@ -395,9 +395,10 @@ def report(args, models, extras, command) -> str:
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
     )
     markdown = header + table(records, order) + "\n## Shipped weights (`--publish`)\n\n" + shipped_table()
-    (args.out.parent / "study.md").write_text(markdown)
+    # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
+    (args.out.parent / f"{args.out.name}.md").write_text(markdown)
     if records:
-        plot(records, order, args.out.parent / "study.png")
+        plot(records, order, args.out.parent / f"{args.out.name}.png")
     return markdown
 
 
