@@ -51,25 +51,18 @@ def longer(model, seed, epochs, command) -> RunConfig:
     )
 
 
-def train_all(models, seed, epochs, args, command) -> None:
-    out = SimpleNamespace(out=OUT / f"e{epochs}", alpha=None, image_size=None)
-    for model in models:
-        if (out.out / f"{model}-s{seed}" / "results.json").exists():
-            continue
-        study.restore_teacher(model, STUDY)
-        config = longer(model, seed, epochs, command)
-        out.alpha, out.image_size = config.alpha, config.data.image_size
-        try:
-            run_dir = study.train_run(config, WORK / f"e{epochs}" / f"{model}-s{seed}")
-        except study.training.Interrupted as e:
-            raise SystemExit(f"{model}: {e}; rerun the same command to resume") from None
-        except KeyboardInterrupt:  # before its first epoch: nothing to checkpoint yet
-            raise SystemExit(f"{model}: interrupted before training; rerun the same command to resume") from None
-        record = study.harvest(model, seed, run_dir, out)
-        line = f"{model} seed {seed} at {epochs} epochs per step: {study._pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
-        print(line, flush=True)
-        if args.commit:
-            study.commit(out.out / f"{model}-s{seed}", f"Convergence: {line}")
+def longer_run(model, seed, args, command) -> tuple[RunConfig, Path]:
+    """The longer run of (model, seed) at args.epochs per step and its run folder, the
+    study's teacher restored first."""
+    study.restore_teacher(model, STUDY)
+    return longer(model, seed, args.epochs, command), WORK / f"e{args.epochs}" / f"{model}-s{seed}"
+
+
+def train_all(models, args, command) -> None:
+    """Trains the longer run of every model at args.seed that has no results yet."""
+    args = SimpleNamespace(**vars(args), out=OUT / f"e{args.epochs}")
+    label = f"Convergence at {args.epochs} epochs per step"
+    study.train_all([(m, args.seed) for m in models], args, command, runs=longer_run, label=label)
 
 
 def pairs(models, seed) -> list[tuple[dict, dict]]:
@@ -151,7 +144,7 @@ def main(argv=None):
     if missing:
         raise SystemExit(f"no finished study run of {', '.join(missing)} seed {args.seed} in {STUDY.out}")
     if not args.report:
-        train_all(args.models, args.seed, args.epochs, args, command)
+        train_all(args.models, args, command)
     print(report(args.models, args.seed, command))
 
 

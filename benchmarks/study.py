@@ -177,10 +177,10 @@ def restore_teacher(model, args) -> None:
     print(f"{model}: rebuilt its teacher {target} from {kept / 'model.npz'}", flush=True)
 
 
-def train(model, seed, args, command) -> Path:
-    """Trains (model, seed) into its run folder, fresh or resumed; returns the folder."""
+def study_run(model, seed, args, command) -> tuple[RunConfig, Path]:
+    """The study's run of (model, seed) and its run folder, its teacher restored first."""
     restore_teacher(model, args)
-    return train_run(config_for(model, seed, args, command), args.work / f"{model}-s{seed}")
+    return config_for(model, seed, args, command), args.work / f"{model}-s{seed}"
 
 
 def train_run(config: RunConfig, run_dir: Path) -> Path:
@@ -201,16 +201,17 @@ def train_run(config: RunConfig, run_dir: Path) -> Path:
     return run_dir
 
 
-def harvest(model, seed, run_dir: Path, args) -> dict:
-    """Copies what the study keeps of a finished run into args.out/MODEL-sSEED/, whole or
-    not at all (a temporary folder renamed into place)."""
+def harvest(model, seed, run_dir: Path, out: Path) -> dict:
+    """Copies what the study keeps of a finished run into out/MODEL-sSEED/, whole or not at
+    all (a temporary folder renamed into place)."""
     config = RunConfig.load(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     steps = [name for name, _, _ in config.recipe.steps(config.method)]
     curve = []
     for name in steps:
         curve += training.read_history(run_dir / name / "history.csv")["val_accuracy"]
-    _, note = method_for(model, args.alpha, (args.image_size, args.image_size, 1), 10)
+    size = config.data.image_size
+    _, note = method_for(model, config.alpha, (size, size, config.data.channels), 10)
     record = {
         "model": model,
         "seed": seed,
@@ -228,8 +229,8 @@ def harvest(model, seed, run_dir: Path, args) -> dict:
         "code": CODE,
         "date": datetime.date.today().isoformat(),
     }
-    final = args.out / f"{model}-s{seed}"
-    partial = args.out / f".{model}-s{seed}.partial"
+    final = out / f"{model}-s{seed}"
+    partial = out / f".{model}-s{seed}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     shutil.copy(run_dir / "config.json", partial / "config.json")
@@ -243,22 +244,23 @@ def harvest(model, seed, run_dir: Path, args) -> dict:
     return record
 
 
-def train_all(todo, args, command) -> None:
-    """Trains and harvests every (model, seed) of `todo` that has no results yet."""
+def train_all(todo, args, command, runs=study_run, label="Study") -> None:
+    """Trains and harvests into args.out every (model, seed) of `todo` that has no results
+    there yet; `runs(model, seed, args, command)` gives each one's config and run folder."""
     for model, seed in todo:
         if (args.out / f"{model}-s{seed}" / "results.json").exists():
             continue
         try:
-            run_dir = train(model, seed, args, command)
+            run_dir = train_run(*runs(model, seed, args, command))
         except training.Interrupted as e:
             raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
         except KeyboardInterrupt:  # before its first epoch: nothing to checkpoint yet
             raise SystemExit(f"{model} seed {seed}: interrupted before training; rerun the same command to resume") from None
-        record = harvest(model, seed, run_dir, args)
+        record = harvest(model, seed, run_dir, args.out)
         line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
         print(line, flush=True)
         if args.commit:
-            commit(args.out / f"{model}-s{seed}", f"Study: {line}")
+            commit(args.out / f"{model}-s{seed}", f"{label}: {line}")
 
 
 def read_records(out: Path) -> list[dict]:

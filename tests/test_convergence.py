@@ -62,9 +62,14 @@ def test_finished_runs_are_skipped_and_the_rest_trained(convergence, study_dirs,
     monkeypatch.setattr(convergence.study, "restore_teacher", lambda model, args: None)
     monkeypatch.setattr(convergence.study, "train_run", lambda config, run_dir: trained.append((config.model, config.recipe.epochs, run_dir)) or run_dir)
     monkeypatch.setattr(convergence.study, "harvest", lambda model, seed, run_dir, out: {"accuracy": 0.9, "train_seconds": 60.0})
-    args = SimpleNamespace(commit=False)
-    convergence.train_all(["reactnet-a", "reactnet-18"], 0, 10, args, "python benchmarks/convergence.py")
+    committed = []
+    monkeypatch.setattr(convergence.study, "commit", lambda folder, message: committed.append((folder, message)))
+    args = SimpleNamespace(commit=True, seed=0, epochs=10)
+    convergence.train_all(["reactnet-a", "reactnet-18"], args, "python benchmarks/convergence.py")
     assert trained == [("reactnet-18", 10, study_dirs / "runs" / "e10" / "reactnet-18-s0")]
+    assert committed == [
+        (study_dirs / "convergence" / "e10" / "reactnet-18-s0", "Convergence at 10 epochs per step: reactnet-18 seed 0: 90.00% after 1 min")
+    ]
 
 
 def test_convergence_is_the_last_two_epochs_within_a_fifth_of_a_point(convergence, study_dirs):

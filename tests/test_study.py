@@ -35,10 +35,10 @@ def test_an_interrupt_before_training_stops_with_one_line(study, tmp_path, monke
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "train", interrupted)
+    monkeypatch.setattr(study, "train_run", interrupted)
     args = type("Args", (), {"out": tmp_path, "commit": False})
     with pytest.raises(SystemExit, match="^reactnet-18 seed 1: interrupted before training; rerun the same command to resume$"):
-        study.train_all([("reactnet-18", 1)], args, "python benchmarks/study.py")
+        study.train_all([("reactnet-18", 1)], args, "python benchmarks/study.py", runs=lambda *_: ("config", tmp_path / "run"))
 
 
 def test_a_gain_smaller_than_a_spread_gets_a_third_seed_and_so_does_its_baseline(study):
