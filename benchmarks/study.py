@@ -324,8 +324,12 @@ TARGET, BEST_TARGET, TWIN_GAP = 0.90, 0.925, 0.01
 
 
 def shipped_table() -> str:
-    """The shipped weights (`zoo/weights/`) against the bar they are held to."""
-    rows = ["| model | seed | top-1 (`lqm evaluate NAME`) | float twin | gap | MiB | at least 90% |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    """The shipped weights (`zoo/weights/`) against the bar they are held to, each with the
+    schedule that trained it: a longer study may ship some models and not others."""
+    rows = [
+        "| model | seed | steps x epochs | top-1 (`lqm evaluate NAME`) | float twin | gap | MiB | at least 90% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     shipped = {w.model: w for w in pretrained.entries()}
     for name, weights in shipped.items():
         twin = shipped.get(recipes.float_twin(name) or "")
@@ -333,7 +337,8 @@ def shipped_table() -> str:
         target = "(teacher)" if recipes.is_float(name) else ("yes" if weights.accuracy >= TARGET else "**no**")
         size = (pretrained.WEIGHTS_DIR / weights.file).stat().st_size / 2**20
         rows.append(
-            f"| `{name}` | {weights.recipe.get('seed', '?')} | {_pct(weights.accuracy)}% | "
+            f"| `{name}` | {weights.recipe.get('seed', '?')} | {weights.recipe.get('steps', '?')} x {weights.recipe.get('epochs', '?')} | "
+            f"{_pct(weights.accuracy)}% | "
             f"{_pct(twin.accuracy) + '%' if twin else '-'} | {gap} | {size:.2f} | {target} |"
         )
     binary = [w for w in shipped.values() if not recipes.is_float(w.model)]
@@ -396,7 +401,9 @@ def report(args, models, extras, command) -> str:
         f"({', '.join(sorted(BASELINES))}) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
     )
-    markdown = header + table(records, order) + "\n## Shipped weights (`--publish`)\n\n" + shipped_table()
+    markdown = header + table(records, order) + (
+        "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped_table()
+    )
     # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
     (args.out.parent / f"{args.out.name}.md").write_text(markdown)
     if records:

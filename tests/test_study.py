@@ -145,7 +145,7 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(shipped.accuracy, abs=1e-4)
     shipped_rows = (tmp_path / "results" / "study.md").read_text().split("## Shipped weights")[1]
-    assert f"| `reactnet-18` | 0 | {100 * shipped.accuracy:.2f}% |" in shipped_rows
+    assert f"| `reactnet-18` | 0 | 2 x 1 | {100 * shipped.accuracy:.2f}% |" in shipped_rows
 
 
 def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path):
