@@ -20,6 +20,11 @@ the family's baseline per seed, float twin, gap, training time, the last epochs)
 finished seed of every model from benchmarks/results/study/ into zoo/weights/ with its
 registry entry (`ship`): the shipped weights are the study's.
 
+Each run also measures, after every epoch, the test accuracy with BatchNorm's statistics
+re-estimated (PreciseBN over `PRECISE_BATCHES` training batches): its last epochs are the
+curve that tells whether a run has converged, since the moving averages can lag the
+weights in step 2. It changes nothing that training does.
+
 FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give (24 in
 its widest stage 2): its row trains FTBNN's other parts with groups=1 and says so.
 """
@@ -66,6 +71,10 @@ EXTRAS = {
 BASELINES = {*FAMILIES, *EXTRAS}
 # how many of a model's last epochs (test accuracy) the table shows
 LAST_EPOCHS = 3
+# after each epoch, the test accuracy with statistics re-estimated over this many training
+# batches as well (PreciseBN, `larq_methods.precise_bn`): the moving averages can lag the
+# weights in step 2 by tens of points, so the curve judged for convergence is this one
+PRECISE_BATCHES = 50
 
 
 def code_version() -> str:
@@ -137,7 +146,8 @@ def config_for(model, seed, args, command) -> RunConfig:
     shape = (args.image_size, args.image_size, 1)
     method, _ = method_for(model, args.alpha, shape, 10)
     recipe = recipes.paper(model, "fashion_mnist", 60_000)
-    recipe = dataclasses.replace(recipe, epochs=args.epochs * (2 if recipes.is_float(model) else 1))
+    epochs = args.epochs * (2 if recipes.is_float(model) else 1)
+    recipe = dataclasses.replace(recipe, epochs=epochs, precise_bn=PRECISE_BATCHES)
     twin = recipes.float_twin(model)
     return RunConfig(
         model=model,
@@ -207,9 +217,9 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
     config = RunConfig.load(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     steps = [name for name, _, _ in config.recipe.steps(config.method)]
-    curve = []
-    for name in steps:
-        curve += training.read_history(run_dir / name / "history.csv")["val_accuracy"]
+    histories = [training.read_history(run_dir / name / "history.csv") for name in steps]
+    curve = [a for history in histories for a in history["val_accuracy"]]
+    precise = [a for history in histories for a in history.get("val_precise_bn_accuracy", [])]
     size = config.data.image_size
     _, note = method_for(model, config.alpha, (size, size, config.data.channels), 10)
     record = {
@@ -219,6 +229,8 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
         "accuracy": results["eval_accuracy"],
         "eval_split": results["eval_split"],
         "curve": curve,  # test accuracy after each epoch, step 1 then step 2
+        # the same with PreciseBN statistics (`larq_methods.precise_bn`), where the run measured it
+        **({"curve_precise_bn": precise} if len(precise) == len(curve) else {}),
         "train_seconds": round(results["train_seconds"], 1),
         "epochs_per_step": config.recipe.epochs,
         "steps": len(steps),
@@ -290,6 +302,9 @@ def table(records, models) -> str:
         "float twin | gap to twin | train min per seed | last epochs (seed mean) | note |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    precise = any("curve_precise_bn" in r for r in records)
+    if precise:  # a column more, before the note
+        rows = [row.replace(" note |", " last epochs, PreciseBN (seed mean) | note |").replace("| --- |", "| --- | --- |", 1) for row in rows]
     for model in models:
         runs = by_model[model]
         if not runs:
@@ -308,12 +323,16 @@ def table(records, models) -> str:
             gain = (f"{100 * (mean - statistics.mean(base.values())):+.2f} ({', '.join(per_seed)})") if per_seed else "no baseline yet"
         n = min(LAST_EPOCHS, *(len(r["curve"]) for r in runs))
         last = [statistics.mean(r["curve"][-k] for r in runs) for k in range(n, 0, -1)]
+        measured = [r["curve_precise_bn"] for r in runs if "curve_precise_bn" in r]
+        last_precise = [statistics.mean(c[-k] for c in measured) for k in range(n, 0, -1)] if len(measured) == len(runs) else []
         rows.append(
             f"| `{model}` | {zoo.get_entry(model).follows} | {', '.join(str(r['seed']) for r in runs)} | {_pct(mean)}% | "
             f"{_pct(min(accs))}-{_pct(max(accs))} | {gain} | "
             f"{_pct(twin_acc) + '%' if twin_acc is not None else ('-' if twin is None else 'not yet')} | "
             f"{f'{100 * (mean - twin_acc):+.2f}' if twin_acc is not None else ''} | "
-            f"{statistics.mean(r['train_seconds'] for r in runs) / 60:.0f} | {', '.join(_pct(a) for a in last)} | {runs[0]['note']} |"
+            f"{statistics.mean(r['train_seconds'] for r in runs) / 60:.0f} | {', '.join(_pct(a) for a in last)} | "
+            + (f"{', '.join(_pct(a) for a in last_precise)} | " if precise else "")
+            + f"{runs[0]['note']} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -401,6 +420,13 @@ def report(args, models, extras, command) -> str:
         f"({', '.join(sorted(BASELINES))}) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
     )
+    if any("curve_precise_bn" in r for r in records):
+        header += (
+            "Last epochs, PreciseBN: the test accuracy after each epoch with BatchNorm's statistics re-estimated over "
+            f"{PRECISE_BATCHES} training batches (`larq_methods.precise_bn`) instead of its moving averages, which can "
+            "lag the weights by points in step 2; the weights and the final accuracy are the same. Runs begun before it "
+            "have none.\n\n"
+        )
     markdown = header + table(records, order) + (
         "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped_table()
     )

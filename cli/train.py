@@ -71,7 +71,7 @@ def _absolute(spec):
 
 
 # options that replace a part of the --recipe preset when given
-RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing")
+RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "precise_bn")
 
 
 def _recipe(o: dict, data_config):
@@ -140,6 +140,7 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
 @click.option("--warmup-epochs", type=click.FloatRange(min=0), help="Linear warm-up before the decay [default: 0].")
 @click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 on convolution kernels, coupled with Adam as in the papers [default: 1e-5 in step 1 of two, and for float models under the paper recipe; else 0].")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[default: 0]")
+@click.option("--precise-bn", type=click.IntRange(min=0), metavar="BATCHES", help="After each epoch, also measure the test accuracy with BatchNorm's statistics re-estimated over this many training batches (PreciseBN: history.csv's val_precise_bn_accuracy). The moving averages can lag the weights by points in step 2; this measures the weights, and changes nothing that training does [default: 0, off].")
 @click.option("--teacher", metavar="MODEL_FILE|RUN|NAME|none", help="Distil from this frozen model with the distributional loss [default: the float twin under the paper recipe (its pretrained weights if they fit, else trained first into RUN/teacher); none otherwise].")
 @click.option("--init", metavar="MODEL_FILE|RUN|NAME", help="Start from these weights (a model file, a run folder's model.h5, or a registered name's pretrained weights): same model and method.")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Width multiplier.")

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs, hooks, losses, rebnn, saving
+from larq_methods import costs, hooks, losses, precise_bn, rebnn, saving
 
 RECIPES = ("one-step", "two-step")
 SCHEDULES = ("linear", "step")
@@ -491,7 +491,7 @@ def plot_history(history_csv, png) -> None:
     epochs = [int(e) + 1 for e in history["epoch"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        for key, label in ((metric, "train"), (f"val_{metric}", "eval")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "eval"), (f"val_precise_bn_{metric}", "eval, PreciseBN")):
             if key in history:
                 ax.plot(epochs, history[key], marker="o", label=label)
         ax.set_xlabel("epoch")
@@ -540,6 +540,7 @@ def fit(
     checkpoint_seconds: float = 600.0,
     strategy=None,
     callbacks=(),
+    precise_batches: int = 0,
     verbose=1,
 ) -> float:
     """Trains from the state in `trainer` (restored or fresh) to `epochs` epochs of
@@ -552,7 +553,10 @@ def fit(
     of `history.csv` (loss, accuracy, learning rate, oscillation ratios), TensorBoard
     scalars, `curves.png`, a checkpoint. Checkpoints are also written every
     `checkpoint_steps` steps and every `checkpoint_seconds` of training, so that a run
-    killed outright loses little. `callbacks` are Keras callbacks, called per epoch and
+    killed outright loses little. `precise_batches` > 0 adds `val_precise_bn_accuracy`
+    to each row: the test accuracy with statistics re-estimated over that many of the
+    epoch's training batches (`precise_bn.accuracy`; training is unchanged by it).
+    `callbacks` are Keras callbacks, called per epoch and
     per batch with the student as their model; one that sets `model.stop_training` ends the
     run after that epoch.
 
@@ -632,6 +636,8 @@ def fit(
             evaluation = trainer.evaluate(eval_data, verbose=0, return_dict=True)
             training_metrics = None
             row.update({f"val_{k}": float(v) for k, v in evaluation.items()})
+            if precise_batches:
+                row["val_precise_bn_accuracy"] = precise_bn.accuracy(student, data(epoch, 0), eval_data, precise_batches)
             if oscillation is not None:
                 row.update(oscillation.ratios())
                 oscillation.snapshot()
@@ -649,7 +655,8 @@ def fit(
             callbacks.on_epoch_end(epoch, row)
             save(epoch + 1)
             last_save, last_save_time = step, time.perf_counter()
-            progress.update(steps_per_epoch, [(k, row[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")], finalize=True)
+            shown = ("loss", "accuracy", "val_loss", "val_accuracy", "val_precise_bn_accuracy")
+            progress.update(steps_per_epoch, [(k, row[k]) for k in shown if k in row], finalize=True)
             if getattr(student, "stop_training", False):  # a callback ended the run (early stop)
                 break
     except KeyboardInterrupt:
@@ -680,6 +687,8 @@ class Recipe:
 
     `epochs` is per step; `batch_size` is global (split over a strategy's replicas);
     `weight_decay` None means the recipe's own: 1e-5 in step 1 of two-step, else 0.
+    `precise_bn`: the training batches of a PreciseBN evaluation after every epoch
+    (`precise_bn`), 0 for none; it measures, and changes nothing that training does.
     `schedule`: "linear" (warm-up, then linear decay to zero per step: ReActNet's) or
     "step" (GAAF's proxy training: `step_decay`). `precision`: "float32", or a Keras mixed
     precision policy (`mixed_policy()` picks the machine's): see `precision_policy`.
@@ -695,8 +704,11 @@ class Recipe:
     jit_compile: bool = False
     schedule: str = "linear"
     precision: str = "float32"
+    precise_bn: int = 0
 
     def __post_init__(self):
+        if self.precise_bn < 0:
+            raise TrainingError(f"precise_bn is a number of batches, 0 or more; got {self.precise_bn}")
         if self.precision not in PRECISIONS:
             raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.recipe not in RECIPES:
@@ -845,6 +857,8 @@ def train(
     else:
         train_data = distribute(train_data)
     eval_data = distribute(eval_data)
+    if recipe.precise_bn and strategy.num_replicas_in_sync > 1:
+        raise TrainingError("the PreciseBN evaluation (precise_bn) runs on one device; train on one or turn it off")
     steps = recipe.steps(method)
     try:
         previous = model = None
@@ -893,7 +907,7 @@ def train(
                 trainer, train_data, eval_data, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
                 run_dir=step_dir, checkpoints=checkpoints, oscillation=oscillation, completed=completed,
                 seconds=seconds, checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                strategy=strategy, callbacks=callbacks, verbose=verbose,
+                strategy=strategy, callbacks=callbacks, precise_batches=recipe.precise_bn, verbose=verbose,
             )  # fmt: skip
             saved = model if recipe.precision == "float32" else float32_copy(model, build, step_method)
             saving.save_model(saved, final)

@@ -39,7 +39,7 @@ def distilled_two_step(tmp_path_factory, data_dir, teacher_run):
     run_dir = tmp_path_factory.mktemp("student") / "run"
     result = run(
         "train", "reactnet-18", *SMALL, "--recipe", "two-step", "--epochs", 1, "--teacher", teacher_run,
-        "--data-dir", data_dir, "-o", run_dir,
+        "--precise-bn", 1, "--data-dir", data_dir, "-o", run_dir,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return run_dir, result.stdout
@@ -56,13 +56,15 @@ def test_two_step_recipe_writes_both_steps_and_binarises_weights_in_step_2(disti
     for step in ("step1", "step2"):
         for part in ("model.h5", "history.csv", "curves.png", "checkpoints/checkpoint", "logs/train", "logs/validation"):
             assert (run_dir / step / part).exists(), f"{step}/{part}"
-        assert len(training.read_history(run_dir / step / "history.csv")["epoch"]) == 1
+        history = training.read_history(run_dir / step / "history.csv")
+        assert len(history["epoch"]) == 1 and 0 <= history["val_precise_bn_accuracy"][0] <= 1
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "model.h5", "results.json", "step1", "step2"]
 
     config = json.loads((run_dir / "config.json").read_text())
     steps = [(s["folder"], s["method"]["binarise"], s["weight_decay"]) for s in config["info"]["steps"]]
     assert steps == [("step1", "activations", 1e-5), ("step2", "all", 0.0)]
     assert config["recipe"]["recipe"] == "two-step" and config["method"]["binarise"] == "all"
+    assert config["recipe"]["precise_bn"] == 1
     results = json.loads((run_dir / "results.json").read_text())
     assert results["eval_examples"] == 20 and 0 <= results["eval_accuracy"] <= 1
 

@@ -37,9 +37,10 @@ def study_dirs(convergence, tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_same_training_ignores_only_checkpoints_and_commands():
+def test_same_training_ignores_only_checkpoints_precise_bn_and_commands():
     config = RunConfig.load(KEPT)
     assert config.same_training(config.replace(checkpoint_seconds=600.0, checkpoint_steps=50, commands=("lqm train",)))
+    assert config.same_training(config.replace(recipe=dataclasses.replace(config.recipe, precise_bn=50)))  # it only measures
     assert not config.same_training(config.replace(seed=1))
     assert not config.same_training(config.replace(recipe=dataclasses.replace(config.recipe, epochs=10)))
 

@@ -83,6 +83,7 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     assert sorted(p.name for p in out.iterdir()) == ["float-resnet18-s0", "reactnet-18-s0"]
     record = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
     assert (record["steps"], record["epochs_per_step"], len(record["curve"]), record["teacher"]) == (2, 1, 2, "float-resnet18-s0")
+    assert len(record["curve_precise_bn"]) == 2 and all(0 <= a <= 1 for a in record["curve_precise_bn"])
     assert sorted(p.name for p in (out / "reactnet-18-s0").iterdir()) == [
         "config.json", "model.npz", "results.json", "step1-history.csv", "step2-history.csv",
     ]  # fmt: skip
@@ -153,3 +154,24 @@ def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path):
     study.main(["--report", "--models", "reactnet-18", "--work", str(tmp_path / "work"), "--out", str(results / "study10")])
     assert "Made by `python benchmarks/study.py --report" in (results / "study10.md").read_text()
     assert not (results / "study.md").exists()
+
+
+def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
+    def record(model, seed, accuracy, curve, precise=None):
+        r = {"model": model, "seed": seed, "family": "reactnet-18", "accuracy": accuracy, "curve": curve, "train_seconds": 600.0, "note": ""}
+        return {**r, "curve_precise_bn": precise} if precise else r
+
+    records = [
+        record("float-resnet18", 0, 0.93, [0.92, 0.93]),
+        record("reactnet-18", 0, 0.91, [0.47, 0.91], [0.90, 0.91]),
+        record("reactnet-18", 1, 0.89, [0.88, 0.89], [0.89, 0.90]),
+        record("insta-resnet18", 0, 0.92, [0.91, 0.92]),  # begun before PreciseBN: none
+    ]
+    rows = study.table(records, ["float-resnet18", "reactnet-18", "insta-resnet18"]).splitlines()
+    assert rows[0].endswith("| last epochs (seed mean) | last epochs, PreciseBN (seed mean) | note |")
+    assert rows[1].count("---") == 12
+    assert rows[3] == (
+        "| `reactnet-18` | code | 0, 1 | 90.00% | 89.00-91.00 | baseline | 93.00% | -3.00 | 10 | 67.50, 90.00 | 89.50, 90.50 |  |"
+    )
+    assert rows[4].endswith("| 91.00, 92.00 |  |  |")
+    assert "PreciseBN" not in study.table(records[3:], ["insta-resnet18"])

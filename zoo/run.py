@@ -79,6 +79,7 @@ class RunConfig:
       same config and seed give bit-identical weights and history on one machine).
     - `checkpoint_steps` / `checkpoint_seconds`: checkpoints within an epoch, so that a
       killed run loses little; they do not change the result.
+      `recipe.precise_bn` (an evaluation after each epoch) does not change it either.
     - `commands`: the command lines (shell-quoted) that created or extended the run.
     """
 
@@ -101,10 +102,14 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def same_training(self, other: RunConfig) -> bool:
-        """Whether `other` trains exactly as this does: all but how often it checkpoints
-        and the commands that made it."""
-        ignored = {"checkpoint_steps": None, "checkpoint_seconds": 0.0, "commands": ()}
-        return self.replace(**ignored) == other.replace(**ignored)
+        """Whether `other` trains exactly as this does: all but how often it checkpoints,
+        whether it measures PreciseBN accuracy, and the commands that made it."""
+
+        def trained(config):
+            recipe = dataclasses.replace(config.recipe, precise_bn=0)
+            return config.replace(recipe=recipe, checkpoint_steps=None, checkpoint_seconds=0.0, commands=())
+
+        return trained(self) == trained(other)
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
