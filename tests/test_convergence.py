@@ -48,11 +48,12 @@ def test_same_training_ignores_only_checkpoints_precise_bn_and_commands():
 def test_the_longer_run_changes_only_the_epochs(convergence, study_dirs):
     kept = RunConfig.load(KEPT)
     longer = convergence.longer("reactnet-18", 0, 10, "python benchmarks/convergence.py")
-    assert longer.recipe.epochs == 10 and kept.recipe.epochs == 5
+    assert (longer.recipe.epochs, longer.recipe.precise_bn) == (10, 50) and kept.recipe.epochs == 5
     # the teacher is this clone's float twin of the study, whatever path the kept config names
     assert longer.teacher == str((study_dirs / "work" / "float-resnet18-s0").resolve())
     assert longer.commands == ("python benchmarks/convergence.py",)
     assert longer.replace(recipe=kept.recipe, teacher=kept.teacher, commands=kept.commands) == kept
+    assert kept.same_training(longer.replace(recipe=dataclasses.replace(longer.recipe, epochs=5), teacher=kept.teacher))
 
 
 def test_finished_runs_are_skipped_and_the_rest_trained(convergence, study_dirs, monkeypatch):
@@ -84,9 +85,12 @@ def test_convergence_is_the_last_two_epochs_within_a_fifth_of_a_point(convergenc
     assert convergence.last_move([0.9051, 0.9030]) == -0.21
     rows = convergence.table([(study, longer)]).splitlines()[2:]
     assert rows == [
-        "| `reactnet-18` | 5 | 90.31% | 89.13, 89.55, 90.31 | +0.76 | **no** | 10 |",
-        "| `reactnet-18` | 10 | 90.51% | 90.12, 90.31, 90.51 | +0.20 | yes | 10 |",
+        "| `reactnet-18` | 5 | 90.31% | 89.13, 89.55, 90.31 | +0.76 | **no** | moving averages | 10 |",
+        "| `reactnet-18` | 10 | 90.51% | 90.12, 90.31, 90.51 | +0.20 | yes | moving averages | 10 |",
     ]
+    # where the run measured PreciseBN, that curve is judged: a dip of the averages is not a move
+    measured = {**longer, "curve": [0.9012, 0.4679, 0.9051], "curve_precise_bn": [0.9010, 0.9040, 0.9050]}
+    assert convergence.table([(measured,)]).splitlines()[2] == "| `reactnet-18` | 10 | 90.51% | 90.10, 90.40, 90.50 | +0.10 | yes | PreciseBN | 10 |"
 
 
 def test_a_model_without_a_finished_study_run_is_one_error_line(convergence, study_dirs):
