@@ -634,10 +634,10 @@ def fit(
             # evaluation resets the metrics: keep the epoch's training state for a Ctrl-C here
             training_metrics = [v.numpy() for m in trainer.metrics for v in m.variables]
             evaluation = trainer.evaluate(eval_data, verbose=0, return_dict=True)
-            training_metrics = None
             row.update({f"val_{k}": float(v) for k, v in evaluation.items()})
-            if precise_batches:
+            if precise_batches:  # it restores the model itself, should Ctrl-C stop it
                 row["val_precise_bn_accuracy"] = precise_bn.accuracy(student, data(epoch, 0), eval_data, precise_batches)
+            training_metrics = None
             if oscillation is not None:
                 row.update(oscillation.ratios())
                 oscillation.snapshot()

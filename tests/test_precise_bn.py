@@ -103,7 +103,7 @@ def test_no_training_batch_is_an_error_and_changes_nothing():
         np.testing.assert_array_equal(w.numpy(), value)
 
 
-def _run(tmp_path, name, precise):
+def _run(tmp_path, name, precise, resume=False):
     x, y = mini_data(64)
     recipe = training.Recipe(recipe="two-step", epochs=2, batch_size=16, learning_rate=1e-2, precise_bn=precise)
 
@@ -113,7 +113,7 @@ def _run(tmp_path, name, precise):
 
     data = lambda epoch, skip: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=epoch).batch(16).skip(skip)  # noqa: E731
     eval_data = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(16)
-    return training.train(build, Method(), data, eval_data, recipe, tmp_path / name, steps_per_epoch=4, verbose=0)
+    return training.train(build, Method(), data, eval_data, recipe, tmp_path / name, steps_per_epoch=4, resume=resume, verbose=0)
 
 
 def test_a_run_that_measures_it_trains_as_one_that_does_not(tmp_path):
@@ -127,6 +127,29 @@ def test_a_run_that_measures_it_trains_as_one_that_does_not(tmp_path):
         assert all(with_it[k] == without[k] for k in without)
         assert len(with_it["val_precise_bn_accuracy"]) == 2
         assert all(0.0 <= a <= 1.0 for a in with_it["val_precise_bn_accuracy"])
+
+
+def test_ctrl_c_during_the_measurement_resumes_to_the_same_run(tmp_path, monkeypatch):
+    """Stopped while it measures, the run keeps the epoch's training state, and resumed it
+    measures again: the same history and weights as a run never stopped."""
+    straight = _run(tmp_path, "straight", 2)
+    measure, calls = precise_bn.accuracy, []
+
+    def interrupted_once(*args):
+        calls.append(1)
+        if len(calls) == 2:  # step 1, second epoch
+            raise KeyboardInterrupt
+        return measure(*args)
+
+    monkeypatch.setattr(precise_bn, "accuracy", interrupted_once)
+    with pytest.raises(training.Interrupted, match="interrupted during epoch 2"):
+        _run(tmp_path, "cut", 2)
+    monkeypatch.setattr(precise_bn, "accuracy", measure)
+    resumed = _run(tmp_path, "cut", 2, resume=True)
+    for step in ("step1", "step2"):
+        assert (tmp_path / "cut" / step / "history.csv").read_text() == (tmp_path / "straight" / step / "history.csv").read_text()
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
 
 
 def test_precise_bn_errors(tmp_path):
