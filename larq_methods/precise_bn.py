@@ -6,11 +6,11 @@
 
 over N training batches \\(B_i\\), each in training mode, in place of the exponential moving
 averages training keeps (\\(M \\leftarrow \\mu M + (1 - \\mu) m\\), momentum 0.9 as PyTorch's
-0.1 in the papers' code). Those follow the last ten batches or so, and while the weights
-still move they can lag them: in step 2 of a two-step run, flipped binary weights shift the
-activations' statistics faster than the averages follow. The test accuracy of one epoch can
-then fall far below what its weights give (`reactnet-18`, study at 10 epochs per step, step 2
-epoch 2: 46.79% with the moving averages, 89.99% with these), though training is untouched.
+0.1 in the papers' code). Those mix the statistics of the last ten or so batches' weights,
+and while the weights still move, in step 2 of a two-step run above all, they can be far
+from those of the current weights. The test accuracy of one epoch can then fall far below
+what its weights give (`reactnet-18`, study at 10 epochs per step, step 2 epoch 2: 46.79%
+with the moving averages, 89.98% with these over 50 batches), though training is untouched.
 
 The same holds for INSTA-BNN's moving instance statistics (`layers._InstanceStatistics`),
 which are re-estimated alike. Here it is an evaluation (Ours): `accuracy` measures the
