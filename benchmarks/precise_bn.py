@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from larq_methods import data, precise_bn, saving  # noqa: E402
@@ -43,8 +42,7 @@ def main(argv=None):
     batch = config.recipe.batch_size
     train = data.pipeline(prepared.train_set, image_size=size, channels=channels, batch_size=batch, training=True, seed=config.seed, epoch=epoch)
     test = data.pipeline(prepared.eval_set, image_size=size, channels=channels, batch_size=batch, training=False)
-    labels = np.concatenate([y.numpy() for _, y in test])
-    moving = float(np.mean(model.predict(test, verbose=0).argmax(-1) == labels))
+    moving = precise_bn.top1(model, test)
     precise = precise_bn.accuracy(model, train, test, args.batches)
     where = args.checkpoint or str(args.run / "model.h5")
     print(json.dumps({"model": where, "epochs_done": epoch, "moving_averages": moving, "precise_bn": precise, "batches": args.batches}))

@@ -57,10 +57,19 @@ def reestimate(model, batches, max_batches: int) -> int:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    for total, w in zip(sums, averages):
-        if count:
+    if count:
+        for total, w in zip(sums, averages):
             w.assign((total / count).astype(w.dtype.as_numpy_dtype))
     return count
+
+
+def top1(model, batches) -> float:
+    """Top-1 accuracy of `model` on `batches` of (images, labels), integer or one-hot, with
+    its statistics as they are."""
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    if labels.ndim > 1:  # one-hot
+        labels = labels.argmax(-1)
+    return float(np.mean(model.predict(batches, verbose=0).argmax(-1) == labels))  # predict ignores y
 
 
 def accuracy(model, train_batches, eval_batches, max_batches: int) -> float:
@@ -70,10 +79,7 @@ def accuracy(model, train_batches, eval_batches, max_batches: int) -> float:
     try:
         if reestimate(model, train_batches, max_batches) == 0:
             raise ValueError("no training batch to estimate the statistics from")
-        labels = np.concatenate([y.numpy() for _, y in eval_batches])
-        if labels.ndim > 1:  # one-hot
-            labels = labels.argmax(-1)
-        return float(np.mean(model.predict(eval_batches, verbose=0).argmax(-1) == labels))  # predict ignores y
+        return top1(model, eval_batches)
     finally:
         for w, value in zip(model.weights, state):
             w.assign(value)
