@@ -76,12 +76,14 @@ LAST_EPOCHS = 3
 PRECISE_BATCHES = 50
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def code_version() -> str:
     """The commit this process runs (with "+changes" if the working tree differs), or "?"."""
     try:
-        root = Path(__file__).resolve().parent.parent
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "larq_methods", "zoo"], cwd=root).returncode != 0
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "larq_methods", "zoo"], cwd=ROOT).returncode != 0
         return commit + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"
@@ -435,6 +437,12 @@ def report(args, models, extras, command) -> str:
     return markdown
 
 
+def _from_root(path: Path) -> str:
+    """`path` relative to the repository where it lies inside it (the kept results)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.Weights:
     """Ships a finished run (its folder under args.out): its packed weights into
     zoo/weights/ and its registry entry, with the accuracy of those packed weights measured
@@ -456,6 +464,7 @@ def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.
             "optimizer": "adam, linear decay to 0 per step", "batch_size": recipe.batch_size,
             "learning_rate": recipe.learning_rate, "weight_decay": [decay for _, _, decay in recipe.steps(config.method)],
             "teacher": record["teacher"], "train_split": config.data.train_split, "seed": record["seed"],
+            "run": _from_root(folder),  # which study: a longer one may ship some models
             "code": record.get("code", "?"), "method": config.method.as_dict(),
         },
         date=record["date"], alpha=config.alpha, input_shape=shape, num_classes=eval_set.num_classes,

@@ -141,6 +141,7 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     shipped = pretrained.get("reactnet-18")
     assert (shipped.alpha, shipped.input_shape, shipped.recipe["recipe"], shipped.recipe["steps"], shipped.recipe["epochs"]) == (0.125, (28, 28, 1), "paper", 2, 1)
     assert (shipped.recipe["teacher"], shipped.recipe["weight_decay"], shipped.recipe["seed"]) == ("float-resnet18-s0", [1e-5, 0.0], 0)
+    assert shipped.recipe["run"] == str((out / "reactnet-18-s0").resolve())  # outside the repository: in full
     assert abs(shipped.accuracy - record["accuracy"]) <= 0.05  # packed kernels: what inference uses of them
     result = CliRunner().invoke(lqm, ["evaluate", "reactnet-18", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output

@@ -271,16 +271,18 @@ def test_a_registry_not_written_yet_has_no_weights(tmp_path, monkeypatch):
         pretrained.get(MODEL)
 
 
-STUDY = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "study"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_shipped_file_is_a_finished_study_run():
     """No one-epoch weights remain: each shipped file is the packed weights of one finished
-    (model, seed) of benchmarks/study.py, byte for byte, registered with that run's recipe."""
+    (model, seed) of benchmarks/study.py (kept under benchmarks/results/, the study or a longer
+    one), byte for byte, registered with that run's recipe."""
     shipped = pretrained.entries()
     assert {"reactnet-18", "reactnet-a", "float-resnet18", "float-mobilenet"} <= {w.model for w in shipped}
     for weights in shipped:
-        run = STUDY / f"{weights.model}-s{weights.recipe['seed']}"
+        run = ROOT / weights.recipe["run"]
+        assert run.parent.parent == ROOT / "benchmarks" / "results" and run.name == f"{weights.model}-s{weights.recipe['seed']}"
         record = json.loads((run / "results.json").read_text())
         assert pretrained.sha256(run / "model.npz") == weights.sha256, weights.model
         assert (weights.recipe["recipe"], weights.recipe["epochs"], weights.recipe["code"]) == ("paper", record["epochs_per_step"], record.get("code", "?"))
