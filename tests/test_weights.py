@@ -291,7 +291,7 @@ def test_every_shipped_file_is_a_finished_study_run():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["reactnet-18", "reactnet-a", "insta-resnet18", "float-mobilenet"])
+@pytest.mark.parametrize("name", ["reactnet-18", "reactnet-a", "insta-resnet18", "insta-plus-resnet18", "float-mobilenet"])
 def test_shipped_weights_reproduce_their_accuracy(name, real_fashion_mnist, tmp_path, monkeypatch):
     """`lqm evaluate NAME` fetches the shipped file (the default source) into an empty cache
     and measures the accuracy registered for it, within 0.1 point."""
