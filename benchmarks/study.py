@@ -17,8 +17,9 @@ first (one seed) and teach every seed.
 Writes benchmarks/results/study.md (named after --out: mean and spread per model, gain over
 the family's baseline per seed, float twin, gap, training time, the last epochs) and study.png
 (test accuracy per epoch); `--report` only writes them. `--publish` only ships the best
-finished seed of every model from benchmarks/results/study/ into zoo/weights/ with its
-registry entry (`ship`): the shipped weights are the study's.
+finished seed of every model from --out into zoo/weights/ with its registry entry (`ship`),
+which names that run (`recipe.run`); it keeps a shipped model trained with more epochs per
+step (a longer study's, --out benchmarks/results/study10).
 
 Each run also measures, after every epoch, the test accuracy with BatchNorm's statistics
 re-estimated (PreciseBN over `PRECISE_BATCHES` training batches): its last epochs are the
@@ -360,6 +361,10 @@ def shipped_table() -> str:
             f"{_pct(weights.accuracy)}% | "
             f"{_pct(twin.accuracy) + '%' if twin else '-'} | {gap} | {size:.2f} | {target} |"
         )
+    rows.append(
+        "\nGap: to the shipped float twin, which a longer study may have trained (each entry's `recipe.run` in "
+        "`zoo/weights/registry.json`), so not always the model's teacher."
+    )
     binary = [w for w in shipped.values() if not recipes.is_float(w.model)]
     if binary:
         best = max(binary, key=lambda w: w.accuracy)
@@ -440,7 +445,7 @@ def report(args, models, extras, command) -> str:
 def _from_root(path: Path) -> str:
     """`path` relative to the repository where it lies inside it (the kept results)."""
     path = path.resolve()
-    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return (path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).as_posix()
 
 
 def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.Weights:
@@ -474,13 +479,19 @@ def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.
 
 
 def publish(args, models, extras) -> None:
-    """Ships the best seed of every finished study model (`ship`)."""
+    """Ships the best seed of every finished study model (`ship`), but never replaces weights
+    that a longer schedule trained (a longer study's)."""
     eval_set = data.load("fashion_mnist", args.eval_split, args.data_dir)
     records = read_records(args.out)
+    shipped = {w.model: w for w in pretrained.entries()}
     for model in study_models(models, extras):
         runs = [r for r in records if r["model"] == model]
         if runs:
             best = max(runs, key=lambda r: r["accuracy"])
+            kept = shipped.get(model)
+            if kept and kept.recipe.get("epochs", 0) > best["epochs_per_step"]:
+                print(f"kept {kept.file}: {kept.recipe.get('steps', '?')} x {kept.recipe['epochs']} epochs ({kept.recipe.get('run', '?')})", flush=True)
+                continue
             entry = ship(best, args.out / f"{model}-s{best['seed']}", eval_set)
             print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
 
@@ -501,7 +512,9 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
     parser.add_argument("--publish", action="store_true", help="Only ship the best finished seed of each model in zoo/weights/ (and write the table).")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "benchmarks/study.py", *(sys.argv[1:] if argv is None else argv)])
+    # what trains the study (--report and --publish only read what it made)
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish")]
+    command = shlex.join(["python", "benchmarks/study.py", *argv])
 
     models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
     extras = [m for family in EXTRAS.values() for m in family if fnmatch.fnmatchcase(m, args.models)]

@@ -149,11 +149,23 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     shipped_rows = (tmp_path / "results" / "study.md").read_text().split("## Shipped weights")[1]
     assert f"| `reactnet-18` | 0 | 2 x 1 | {100 * shipped.accuracy:.2f}% |" in shipped_rows
 
+    # weights a longer schedule trained (a longer study's) are kept, not replaced
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    (entry,) = [e for e in registry if e["model"] == "reactnet-18"]
+    entry["recipe"].update(epochs=3, run="benchmarks/results/study10/reactnet-18-s0")
+    pretrained.REGISTRY_FILE.write_text(json.dumps(registry))
+    study.main(argv + ["--publish"])
+    printed = capsys.readouterr().out
+    assert "kept reactnet-18-fashion_mnist.npz: 2 x 3 epochs (benchmarks/results/study10/reactnet-18-s0)" in printed
+    assert "published float-resnet18-fashion_mnist.npz" in printed  # 1 x 2 epochs, as shipped: replaced
+    assert pretrained.get("reactnet-18").recipe["epochs"] == 3
+
 
 def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path):
     results = tmp_path / "results"
     study.main(["--report", "--models", "reactnet-18", "--work", str(tmp_path / "work"), "--out", str(results / "study10")])
-    assert "Made by `python benchmarks/study.py --report" in (results / "study10.md").read_text()
+    made_by = (results / "study10.md").read_text().split("Made by `")[1].split("`")[0]
+    assert made_by.startswith("python benchmarks/study.py --models reactnet-18") and "--report" not in made_by  # what trains it
     assert not (results / "study.md").exists()
 
 
