@@ -45,8 +45,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
@@ -75,9 +76,6 @@ LAST_EPOCHS = 3
 # batches as well (PreciseBN, `larq_methods.precise_bn`): the moving averages can lag the
 # weights in step 2 by tens of points, so the curve judged for convergence is this one
 PRECISE_BATCHES = 50
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def code_version() -> str:
@@ -513,8 +511,8 @@ def main(argv=None):
     parser.add_argument("--publish", action="store_true", help="Only ship the best finished seed of each model in zoo/weights/ (and write the table).")
     args = parser.parse_args(argv)
     # what trains the study (--report and --publish only read what it made)
-    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish")]
-    command = shlex.join(["python", "benchmarks/study.py", *argv])
+    trains = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish")]
+    command = shlex.join(["python", "benchmarks/study.py", *trains])
 
     models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
     extras = [m for family in EXTRAS.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
