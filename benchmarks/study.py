@@ -58,6 +58,8 @@ from leaderboard import method_for  # noqa: E402
 from zoo import pretrained, recipes  # noqa: E402
 from zoo.run import DataConfig, RunConfig, run  # noqa: E402
 
+# what the study trains on and ships weights for
+DATASET = "fashion_mnist"
 FAMILIES = {
     "reactnet-18": ("reactnet-18", "insta-resnet18", "insta-plus-resnet18", "dybnn-resnet18",
                     "rebnn-resnet18", "ftbnn-resnet18", "gaaf-resnet18"),
@@ -145,7 +147,7 @@ def config_for(model, seed, args, command) -> RunConfig:
     float twin's study run as teacher."""
     shape = (args.image_size, args.image_size, 1)
     method, _ = method_for(model, args.alpha, shape, 10)
-    recipe = recipes.paper(model, "fashion_mnist", 60_000)
+    recipe = recipes.paper(model, DATASET, 60_000)
     epochs = args.epochs * (2 if recipes.is_float(model) else 1)
     recipe = dataclasses.replace(recipe, epochs=epochs, precise_bn=PRECISE_BATCHES)
     twin = recipes.float_twin(model)
@@ -341,6 +343,12 @@ def table(records, models) -> str:
 TARGET, BEST_TARGET, TWIN_GAP = 0.90, 0.925, 0.01
 
 
+def _shipped() -> dict[str, pretrained.Weights]:
+    """The registry's entries for the study's dataset, by model (a model may also ship
+    weights for another dataset)."""
+    return {w.model: w for w in pretrained.entries() if w.dataset == DATASET}
+
+
 def shipped_table() -> str:
     """The shipped weights (`zoo/weights/`) against the bar they are held to, each with the
     schedule that trained it: a longer study may ship some models and not others."""
@@ -348,7 +356,7 @@ def shipped_table() -> str:
         "| model | seed | steps x epochs | top-1 (`lqm evaluate NAME`) | float twin | gap | MiB | at least 90% |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    shipped = {w.model: w for w in pretrained.entries()}
+    shipped = _shipped()
     for name, weights in shipped.items():
         twin = shipped.get(recipes.float_twin(name) or "")
         gap = f"{100 * (weights.accuracy - twin.accuracy):+.2f}" if twin else ""
@@ -359,10 +367,11 @@ def shipped_table() -> str:
             f"{_pct(weights.accuracy)}% | "
             f"{_pct(twin.accuracy) + '%' if twin else '-'} | {gap} | {size:.2f} | {target} |"
         )
-    rows.append(
-        "\nGap: to the shipped float twin, which a longer study may have trained (each entry's `recipe.run` in "
-        "`zoo/weights/registry.json`), so not always the model's teacher."
-    )
+    if shipped:
+        rows.append(
+            "\nGap: to the shipped float twin, which a longer study may have trained (each entry's `recipe.run` in "
+            "`zoo/weights/registry.json`), so not always the model's teacher."
+        )
     binary = [w for w in shipped.values() if not recipes.is_float(w.model)]
     if binary:
         best = max(binary, key=lambda w: w.accuracy)
@@ -446,7 +455,7 @@ def _from_root(path: Path) -> str:
     return (path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).as_posix()
 
 
-def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.Weights:
+def ship(record, folder: Path, eval_set, dataset=DATASET) -> pretrained.Weights:
     """Ships a finished run (its folder under args.out): its packed weights into
     zoo/weights/ and its registry entry, with the accuracy of those packed weights measured
     as `lqm evaluate NAME` measures it."""
@@ -479,9 +488,9 @@ def ship(record, folder: Path, eval_set, dataset="fashion_mnist") -> pretrained.
 def publish(args, models, extras) -> None:
     """Ships the best seed of every finished study model (`ship`), but never replaces weights
     that a longer schedule trained (a longer study's)."""
-    eval_set = data.load("fashion_mnist", args.eval_split, args.data_dir)
+    eval_set = data.load(DATASET, args.eval_split, args.data_dir)
     records = read_records(args.out)
-    shipped = {w.model: w for w in pretrained.entries()}
+    shipped = _shipped()
     for model in study_models(models, extras):
         runs = [r for r in records if r["model"] == model]
         if runs:
@@ -498,7 +507,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="*", help="Shell pattern over the study's binary models.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=recipes.EPOCHS["fashion_mnist"], help="Epochs per step.")
+    parser.add_argument("--epochs", type=int, default=recipes.EPOCHS[DATASET], help="Epochs per step.")
     parser.add_argument("--alpha", type=float, default=0.25)
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--train-split", default="train")

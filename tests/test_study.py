@@ -153,12 +153,19 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     registry = json.loads(pretrained.REGISTRY_FILE.read_text())
     (entry,) = [e for e in registry if e["model"] == "reactnet-18"]
     entry["recipe"].update(epochs=3, run="benchmarks/results/study10/reactnet-18-s0")
-    pretrained.REGISTRY_FILE.write_text(json.dumps(registry))
+    # the same model's weights for another dataset, listed later, are not the study's
+    other = json.loads(json.dumps(entry))
+    other.update(dataset="mnist", file="reactnet-18-mnist.npz", accuracy=0.99)
+    other["recipe"].update(epochs=9, run="elsewhere")
+    pretrained.REGISTRY_FILE.write_text(json.dumps(registry + [other]))
     study.main(argv + ["--publish"])
     printed = capsys.readouterr().out
     assert "kept reactnet-18-fashion_mnist.npz: 2 x 3 epochs (benchmarks/results/study10/reactnet-18-s0)" in printed
     assert "published float-resnet18-fashion_mnist.npz" in printed  # 1 x 2 epochs, as shipped: replaced
     assert pretrained.get("reactnet-18").recipe["epochs"] == 3
+    assert pretrained.get("reactnet-18", "mnist").recipe["epochs"] == 9  # untouched
+    shipped_rows = (tmp_path / "results" / "study.md").read_text().split("## Shipped weights")[1]
+    assert "| `reactnet-18` | 0 | 2 x 3 |" in shipped_rows and "99.00%" not in shipped_rows
 
 
 def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path):
