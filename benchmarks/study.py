@@ -5,7 +5,7 @@ gain is smaller than the spread (`more_seeds`); then, one seed each, the BiRealN
 QuickNet families (`EXTRAS`), so that every shipped model is trained so.
 
     .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
-        [--models PATTERN] [--commit] [--report] [--publish]
+        [--models PATTERN] [--commit] [--report] [--publish] [--readme]
 
 It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
 resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once
@@ -16,10 +16,11 @@ first (one seed) and teach every seed.
 
 Writes benchmarks/results/study.md (named after --out: mean and spread per model, gain over
 the family's baseline per seed, float twin, gap, training time, the last epochs) and study.png
-(test accuracy per epoch); `--report` only writes them. `--publish` only ships the best
-finished seed of every model from --out into zoo/weights/ with its registry entry (`ship`),
-which names that run (`recipe.run`); it keeps a shipped model trained with more epochs per
-step (a longer study's, --out benchmarks/results/study10).
+(test accuracy per epoch); `--report` only writes them, and `--readme` also puts its table and
+the shipped weights' in README.md (`fill_readme`). `--publish` only ships the best finished
+seed of every model from --out into zoo/weights/ with its registry entry (`ship`), which
+names that run (`recipe.run`); it keeps a shipped model trained with more epochs per step (a
+longer study's, --out benchmarks/results/study10).
 
 Each run also measures, after every epoch, the test accuracy with BatchNorm's statistics
 re-estimated (PreciseBN over `PRECISE_BATCHES` training batches): its last epochs are the
@@ -46,6 +47,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -439,14 +441,33 @@ def report(args, models, extras, command) -> str:
             "lag the weights by points in step 2; the weights and the final accuracy are the same. Runs begun before it "
             "have none.\n\n"
         )
-    markdown = header + table(records, order) + (
-        "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped_table()
+    results, shipped = table(records, order), shipped_table()
+    markdown = header + results + (
+        "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped
     )
+    if args.readme:
+        fill_readme({f"{args.out.name} table": results, "shipped": shipped})
     # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
     (args.out.parent / f"{args.out.name}.md").write_text(markdown)
     if records:
         plot(records, order, args.out.parent / f"{args.out.name}.png")
     return markdown
+
+
+def fill_readme(blocks: dict[str, str], readme: Path | None = None) -> None:
+    """Replaces the text between each `<!-- TAG -->` and `<!-- /TAG -->` line of the README
+    with the block of that TAG, so that its tables are the reports' (the notes around them
+    are written by hand)."""
+    readme = readme or README
+    text = readme.read_text()
+    for tag, body in blocks.items():
+        start, end = f"<!-- {tag} -->\n", f"<!-- /{tag} -->"
+        if start not in text or end not in text:
+            raise SystemExit(f"{readme} has no <!-- {tag} --> ... <!-- /{tag} --> block to fill")
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        text = head + start + body.strip("\n") + "\n" + end + tail
+    readme.write_text(text)
 
 
 def _from_root(path: Path) -> str:
@@ -518,9 +539,10 @@ def main(argv=None):
     parser.add_argument("--commit", action="store_true", help="git commit each finished run's results.")
     parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
     parser.add_argument("--publish", action="store_true", help="Only ship the best finished seed of each model in zoo/weights/ (and write the table).")
+    parser.add_argument("--readme", action="store_true", help="Also put the table and the shipped weights' table in README.md's blocks for them.")
     args = parser.parse_args(argv)
     # what trains the study (--report and --publish only read what it made)
-    trains = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish")]
+    trains = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish", "--readme")]
     command = shlex.join(["python", "benchmarks/study.py", *trains])
 
     models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]

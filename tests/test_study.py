@@ -168,12 +168,18 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     assert "| `reactnet-18` | 0 | 2 x 3 |" in shipped_rows and "99.00%" not in shipped_rows
 
 
-def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path):
-    results = tmp_path / "results"
-    study.main(["--report", "--models", "reactnet-18", "--work", str(tmp_path / "work"), "--out", str(results / "study10")])
-    made_by = (results / "study10.md").read_text().split("Made by `")[1].split("`")[0]
-    assert made_by.startswith("python benchmarks/study.py --models reactnet-18") and "--report" not in made_by  # what trains it
+def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypatch):
+    results, readme = tmp_path / "results", tmp_path / "README.md"
+    readme.write_text("<!-- study table -->\nfirst study\n<!-- /study table -->\n<!-- study10 table -->\n<!-- /study10 table -->\n<!-- shipped -->\n<!-- /shipped -->\n")
+    monkeypatch.setattr(study, "README", readme)
+    study.main(["--report", "--readme", "--models", "reactnet-18", "--work", str(tmp_path / "work"), "--out", str(results / "study10")])
+    report = (results / "study10.md").read_text()
+    made_by = report.split("Made by `")[1].split("`")[0]
+    assert made_by.startswith("python benchmarks/study.py --models reactnet-18") and not {"--report", "--readme"} & set(made_by.split())  # what trains it
     assert not (results / "study.md").exists()
+    filled = readme.read_text()
+    assert "first study" in filled and "<!-- study10 table -->\n| model | follows |" in filled
+    assert filled.split("<!-- shipped -->\n")[1].startswith(study.shipped_table().splitlines()[0])
 
 
 def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
@@ -195,3 +201,30 @@ def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
     )
     assert rows[4].endswith("| 91.00, 92.00 |  |  |")
     assert "PreciseBN" not in study.table(records[3:], ["insta-resnet18"])
+
+
+def test_readme_blocks_are_filled_in_place_and_a_missing_one_writes_nothing(study, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- a -->\nold\nrows\n<!-- /a -->\n\nby hand\n<!-- b -->\n<!-- /b -->\nend\n")
+    study.fill_readme({"a": "| new |\n", "b": "\n| b |"}, readme)
+    filled = "# x\n\n<!-- a -->\n| new |\n<!-- /a -->\n\nby hand\n<!-- b -->\n| b |\n<!-- /b -->\nend\n"
+    assert readme.read_text() == filled
+    with pytest.raises(SystemExit, match=r"has no <!-- c --> \.\.\. <!-- /c --> block"):
+        study.fill_readme({"a": "| newer |", "c": "x"}, readme)
+    assert readme.read_text() == filled
+
+
+def test_the_readme_tables_are_the_committed_reports_and_the_registry(study):
+    """`benchmarks/study.py --report --readme` (and `--epochs 10 ... --out benchmarks/results/study10`)
+    leave README.md as it is."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+
+    def block(tag):
+        return readme.split(f"<!-- {tag} -->\n")[1].split(f"<!-- /{tag} -->")[0]
+
+    for name in ("study", "study10"):
+        with open(os.path.join(ROOT, "benchmarks", "results", f"{name}.md")) as f:
+            report = f.read().split("\n|", 1)[1]
+        assert block(f"{name} table") == "|" + report.split("\n\n", 1)[0] + "\n"
+    assert block("shipped") == study.shipped_table().strip("\n") + "\n"
