@@ -38,6 +38,7 @@ import dataclasses
 import datetime
 import fnmatch
 import json
+import re
 import shlex
 import shutil
 import signal
@@ -445,12 +446,12 @@ def report(args, models, extras, command) -> str:
     markdown = header + results + (
         "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped
     )
-    if args.readme:
-        fill_readme({f"{args.out.name} table": results, "shipped": shipped})
     # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
     (args.out.parent / f"{args.out.name}.md").write_text(markdown)
     if records:
         plot(records, order, args.out.parent / f"{args.out.name}.png")
+    if args.readme:
+        fill_readme({f"{args.out.name} table": results, "shipped": shipped})
     return markdown
 
 
@@ -459,15 +460,14 @@ def fill_readme(blocks: dict[str, str], readme: Path | None = None) -> None:
     with the block of that TAG, so that its tables are the reports' (the notes around them
     are written by hand)."""
     readme = readme or README
-    text = readme.read_text()
+    text = readme.read_text(encoding="utf-8")
     for tag, body in blocks.items():
-        start, end = f"<!-- {tag} -->\n", f"<!-- /{tag} -->"
-        if start not in text or end not in text:
-            raise SystemExit(f"{readme} has no <!-- {tag} --> ... <!-- /{tag} --> block to fill")
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        text = head + start + body.strip("\n") + "\n" + end + tail
-    readme.write_text(text)
+        starts = list(re.finditer(rf"^<!-- {re.escape(tag)} -->\n", text, re.M))
+        ends = list(re.finditer(rf"^<!-- /{re.escape(tag)} -->$", text, re.M))
+        if len(starts) != 1 or len(ends) != 1 or ends[0].start() < starts[0].end():
+            raise SystemExit(f"{readme} needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line")
+        text = text[: starts[0].end()] + body.strip("\n") + "\n" + text[ends[0].start() :]
+    readme.write_text(text, encoding="utf-8", newline="\n")  # the same bytes on any system
 
 
 def _from_root(path: Path) -> str:

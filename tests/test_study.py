@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,12 @@ def study():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def readme_elsewhere(study, tmp_path, monkeypatch):
+    """No test here writes the repository's README, whatever `--readme` does."""
+    monkeypatch.setattr(study, "README", tmp_path / "not-the-README.md")
 
 
 def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(study):
@@ -179,7 +186,7 @@ def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypa
     assert not (results / "study.md").exists()
     filled = readme.read_text()
     assert "first study" in filled and "<!-- study10 table -->\n| model | follows |" in filled
-    assert filled.split("<!-- shipped -->\n")[1].startswith(study.shipped_table().splitlines()[0])
+    assert filled.split("<!-- shipped -->\n")[1] == study.shipped_table().strip("\n") + "\n<!-- /shipped -->\n"
 
 
 def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
@@ -209,22 +216,54 @@ def test_readme_blocks_are_filled_in_place_and_a_missing_one_writes_nothing(stud
     study.fill_readme({"a": "| new |\n", "b": "\n| b |"}, readme)
     filled = "# x\n\n<!-- a -->\n| new |\n<!-- /a -->\n\nby hand\n<!-- b -->\n| b |\n<!-- /b -->\nend\n"
     assert readme.read_text() == filled
-    with pytest.raises(SystemExit, match=r"has no <!-- c --> \.\.\. <!-- /c --> block"):
-        study.fill_readme({"a": "| newer |", "c": "x"}, readme)
-    assert readme.read_text() == filled
+    broken = {
+        "c": filled,  # no block
+        "a": filled + "<!-- a -->\n<!-- /a -->\n",  # two
+        "b": filled.replace("<!-- /b -->\n", "").replace("by hand\n", "by hand\n<!-- /b -->\n"),  # end first
+        "d": filled + "see <!-- d --> and <!-- /d --> inline\n",  # not lines of their own
+    }
+    for tag, text in broken.items():
+        readme.write_text(text)
+        with pytest.raises(SystemExit, match=f"needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line"):
+            study.fill_readme({"a": "| newer |", tag: "x"}, readme)
+        assert readme.read_text() == text  # nothing written, not even block a
 
 
-def test_the_readme_tables_are_the_committed_reports_and_the_registry(study):
-    """`benchmarks/study.py --report --readme` (and `--epochs 10 ... --out benchmarks/results/study10`)
+def test_the_readme_tables_are_the_kept_results_and_the_registry(study):
+    """`benchmarks/study.py --report --readme` and
+    `benchmarks/study.py --epochs 10 --models '*18' --work runs/study10 --out benchmarks/results/study10 --report --readme`
     leave README.md as it is."""
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
 
     def block(tag):
-        return readme.split(f"<!-- {tag} -->\n")[1].split(f"<!-- /{tag} -->")[0]
+        (part,) = readme.split(f"\n<!-- {tag} -->\n")[1:]
+        return part.split(f"\n<!-- /{tag} -->\n")[0] + "\n"
 
+    everything = study.study_models(
+        [m for family in study.FAMILIES.values() for m in family], [m for family in study.EXTRAS.values() for m in family]
+    )
     for name in ("study", "study10"):
-        with open(os.path.join(ROOT, "benchmarks", "results", f"{name}.md")) as f:
-            report = f.read().split("\n|", 1)[1]
-        assert block(f"{name} table") == "|" + report.split("\n\n", 1)[0] + "\n"
+        records = study.read_records(Path(ROOT, "benchmarks", "results", name))
+        assert records and block(f"{name} table") == study.table(records, everything)
     assert block("shipped") == study.shipped_table().strip("\n") + "\n"
+
+
+def test_the_shipped_table_reads_the_study_dataset_alone(study, tmp_path, monkeypatch):
+    from zoo import pretrained
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", tmp_path / "registry.json")
+    assert "Gap:" not in study.shipped_table() and "Best binary" not in study.shipped_table()  # nothing ships
+    (tmp_path / "reactnet-18-fashion_mnist.npz").write_bytes(b"x" * 2**19)
+    (tmp_path / "reactnet-18-mnist.npz").write_bytes(b"x" * 2**20)
+    entry = {"model": "reactnet-18", "file": "reactnet-18-fashion_mnist.npz", "sha256": "0" * 64, "accuracy": 0.9,
+             "recipe": {"seed": 1, "steps": 2, "epochs": 10}, "date": "2026-11-30", "alpha": 0.25,
+             "input_shape": [28, 28, 1], "num_classes": 10}  # fmt: skip
+    other = {**entry, "file": "reactnet-18-mnist.npz", "accuracy": 0.99, "recipe": {"seed": 0, "steps": 2, "epochs": 3}}
+    registry = [{**entry, "dataset": "fashion_mnist"}, {**other, "dataset": "mnist"}]
+    pretrained.REGISTRY_FILE.write_text(json.dumps(registry))
+    assert study._shipped() == {"reactnet-18": pretrained.get("reactnet-18")}
+    rows = study.shipped_table().splitlines()
+    assert rows[2] == "| `reactnet-18` | 1 | 2 x 10 | 90.00% | - |  | 0.50 | yes |" and len([r for r in rows if r.startswith("| `")]) == 1
+    assert "Gap:" in study.shipped_table()
