@@ -455,18 +455,23 @@ def report(args, models, extras, command) -> str:
     return markdown
 
 
+def readme_block(text: str, tag: str, readme: Path = README) -> tuple[int, int]:
+    """Where the block between the `<!-- TAG -->` and `<!-- /TAG -->` lines of `text` lies."""
+    starts = list(re.finditer(rf"^<!-- {re.escape(tag)} -->\n", text, re.M))
+    ends = list(re.finditer(rf"^<!-- /{re.escape(tag)} -->$", text, re.M))
+    if len(starts) != 1 or len(ends) != 1 or ends[0].start() < starts[0].end():
+        raise SystemExit(f"{readme} needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line")
+    return starts[0].end(), ends[0].start()
+
+
 def fill_readme(blocks: dict[str, str], readme: Path | None = None) -> None:
-    """Replaces the text between each `<!-- TAG -->` and `<!-- /TAG -->` line of the README
-    with the block of that TAG, so that its tables are the reports' (the notes around them
-    are written by hand)."""
+    """Replaces each `readme_block` of the README with the text of its TAG, so that its
+    tables are the reports' (the notes around them are written by hand)."""
     readme = readme or README
     text = readme.read_text(encoding="utf-8")
     for tag, body in blocks.items():
-        starts = list(re.finditer(rf"^<!-- {re.escape(tag)} -->\n", text, re.M))
-        ends = list(re.finditer(rf"^<!-- /{re.escape(tag)} -->$", text, re.M))
-        if len(starts) != 1 or len(ends) != 1 or ends[0].start() < starts[0].end():
-            raise SystemExit(f"{readme} needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line")
-        text = text[: starts[0].end()] + body.strip("\n") + "\n" + text[ends[0].start() :]
+        start, end = readme_block(text, tag, readme)
+        text = text[:start] + body.strip("\n") + "\n" + text[end:]
     readme.write_text(text, encoding="utf-8", newline="\n")  # the same bytes on any system
 
 

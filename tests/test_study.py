@@ -237,8 +237,8 @@ def test_the_readme_tables_are_the_reports_and_the_registry(study):
         readme = f.read()
 
     def block(tag):
-        (part,) = readme.split(f"\n<!-- {tag} -->\n")[1:]
-        return part.split(f"\n<!-- /{tag} -->\n")[0] + "\n"
+        start, end = study.readme_block(readme, tag)
+        return readme[start:end]
 
     for name in ("study", "study10"):
         with open(os.path.join(ROOT, "benchmarks", "results", f"{name}.md")) as f:
