@@ -481,13 +481,13 @@ def _from_root(path: Path) -> str:
     return (path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).as_posix()
 
 
-def ship(record, folder: Path, eval_set, dataset=DATASET) -> pretrained.Weights:
+def ship(record, folder: Path, eval_set) -> pretrained.Weights:
     """Ships a finished run (its folder under args.out): its packed weights into
     zoo/weights/ and its registry entry, with the accuracy of those packed weights measured
     as `lqm evaluate NAME` measures it."""
     config = RunConfig.load(folder)
     name = record["model"]
-    path = pretrained.WEIGHTS_DIR / f"{name}-{dataset}.npz"
+    path = pretrained.WEIGHTS_DIR / f"{name}-{DATASET}.npz"
     shutil.copyfile(folder / "model.npz", path)
     model = kept_model(config, path, eval_set.num_classes)
     shape = tuple(model.input_shape[1:])
@@ -496,7 +496,7 @@ def ship(record, folder: Path, eval_set, dataset=DATASET) -> pretrained.Weights:
     tf.keras.backend.clear_session()
     recipe = config.recipe
     entry = pretrained.Weights(
-        model=name, dataset=dataset, file=path.name, sha256=pretrained.sha256(path), accuracy=round(accuracy, 4),
+        model=name, dataset=DATASET, file=path.name, sha256=pretrained.sha256(path), accuracy=round(accuracy, 4),
         recipe={
             "recipe": "paper", "study": "benchmarks/study.py", "steps": record["steps"], "epochs": recipe.epochs,
             "optimizer": "adam, linear decay to 0 per step", "batch_size": recipe.batch_size,
