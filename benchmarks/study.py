@@ -455,12 +455,13 @@ def report(args, models, extras, command) -> str:
     return markdown
 
 
-def readme_block(text: str, tag: str, readme: Path = README) -> tuple[int, int]:
-    """Where the block between the `<!-- TAG -->` and `<!-- /TAG -->` lines of `text` lies."""
+def readme_block(text: str, tag: str, readme: Path | None = None) -> tuple[int, int]:
+    """Where the block between the `<!-- TAG -->` and `<!-- /TAG -->` lines of `text` (the
+    text of `readme`, named in the error) lies."""
     starts = list(re.finditer(rf"^<!-- {re.escape(tag)} -->\n", text, re.M))
     ends = list(re.finditer(rf"^<!-- /{re.escape(tag)} -->$", text, re.M))
     if len(starts) != 1 or len(ends) != 1 or ends[0].start() < starts[0].end():
-        raise SystemExit(f"{readme} needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line")
+        raise SystemExit(f"{readme or README} needs one <!-- {tag} --> line and, after it, one <!-- /{tag} --> line")
     return starts[0].end(), ends[0].start()
 
 
