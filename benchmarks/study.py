@@ -514,7 +514,7 @@ def ship(record, folder: Path, eval_set) -> pretrained.Weights:
 
 def publish(args, models, extras) -> None:
     """Ships the best seed of every finished study model (`ship`), but never replaces weights
-    that a longer schedule trained (a longer study's)."""
+    that a longer schedule trained (a longer study's), and skips weights already shipped."""
     eval_set = data.load(DATASET, args.eval_split, args.data_dir)
     records = read_records(args.out)
     shipped = _shipped()
@@ -526,7 +526,12 @@ def publish(args, models, extras) -> None:
             if kept and kept.recipe.get("epochs", 0) > best["epochs_per_step"]:
                 print(f"kept {kept.file}: {kept.recipe.get('steps', '?')} x {kept.recipe['epochs']} epochs ({kept.recipe.get('run', '?')})", flush=True)
                 continue
-            entry = ship(best, args.out / f"{model}-s{best['seed']}", eval_set)
+            folder = args.out / f"{model}-s{best['seed']}"
+            if kept and kept.recipe.get("run") == _from_root(folder) and kept.sha256 == pretrained.sha256(folder / "model.npz"):
+                # the same file from the same run: its measured accuracy stands
+                print(f"unchanged {kept.file}: {_pct(kept.accuracy)}% (seed {best['seed']})", flush=True)
+                continue
+            entry = ship(best, folder, eval_set)
             print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
 
 

@@ -167,11 +167,21 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     study.main(argv + ["--publish"])
     printed = capsys.readouterr().out
     assert "kept reactnet-18-fashion_mnist.npz: 2 x 3 epochs (benchmarks/results/study10/reactnet-18-s0)" in printed
-    assert "published float-resnet18-fashion_mnist.npz" in printed  # 1 x 2 epochs, as shipped: replaced
+    assert "unchanged float-resnet18-fashion_mnist.npz" in printed and "published" not in printed  # shipped already
     assert pretrained.get("reactnet-18").recipe["epochs"] == 3
     assert pretrained.get("reactnet-18", "mnist").recipe["epochs"] == 9  # untouched
     shipped_rows = (tmp_path / "results" / "study.md").read_text().split("## Shipped weights")[1]
     assert "| `reactnet-18` | 0 | 2 x 3 |" in shipped_rows and "99.00%" not in shipped_rows
+
+    # weights of another run of the same schedule (an older seed's) are replaced
+    registry = json.loads(pretrained.REGISTRY_FILE.read_text())
+    (twin_entry,) = [e for e in registry if e["model"] == "float-resnet18"]
+    twin_entry["recipe"]["run"], twin_entry["accuracy"] = "benchmarks/results/study/float-resnet18-s1", 0.5
+    pretrained.REGISTRY_FILE.write_text(json.dumps(registry))
+    study.main(argv + ["--publish"])
+    assert "published float-resnet18-fashion_mnist.npz" in capsys.readouterr().out
+    assert pretrained.get("float-resnet18").recipe["run"] == str((out / "float-resnet18-s0").resolve())
+    assert pretrained.get("float-resnet18").accuracy == pytest.approx(twin["accuracy"], abs=5e-4)
 
 
 def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypatch):
