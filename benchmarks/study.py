@@ -136,6 +136,11 @@ def more_seeds(records, models, seeds) -> list[tuple[str, int]]:
     return [(m, max(seeds) + 1) for m in baselines_first(more)]
 
 
+def run_name(model, seed) -> str:
+    """The folder name of (model, seed), in --work and in --out alike."""
+    return f"{model}-s{seed}"
+
+
 def baselines_first(names) -> list[str]:
     return sorted(names, key=lambda m: m not in BASELINES)  # stable
 
@@ -161,7 +166,7 @@ def config_for(model, seed, args, command) -> RunConfig:
         data=DataConfig(data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split, image_size=args.image_size, channels=1),
         alpha=args.alpha,
         seed=seed,
-        teacher=str((args.work / f"{twin}-s0").resolve()) if twin else None,
+        teacher=str((args.work / run_name(twin, 0)).resolve()) if twin else None,
         checkpoint_seconds=300.0,
         commands=(command,),
     )  # fmt: skip
@@ -182,7 +187,7 @@ def restore_teacher(model, args) -> None:
     twin = recipes.float_twin(model)
     if not twin:
         return
-    target, kept = args.work / f"{twin}-s0" / "model.h5", args.out / f"{twin}-s0"
+    target, kept = args.work / run_name(twin, 0) / "model.h5", args.out / run_name(twin, 0)
     if target.exists() or not (kept / "results.json").exists():
         return
     teacher = kept_model(RunConfig.load(kept), kept / "model.npz", num_classes=10)  # Fashion-MNIST's
@@ -195,7 +200,7 @@ def restore_teacher(model, args) -> None:
 def study_run(model, seed, args, command) -> tuple[RunConfig, Path]:
     """The study's run of (model, seed) and its run folder, its teacher restored first."""
     restore_teacher(model, args)
-    return config_for(model, seed, args, command), args.work / f"{model}-s{seed}"
+    return config_for(model, seed, args, command), args.work / run_name(model, seed)
 
 
 def train_run(config: RunConfig, run_dir: Path) -> Path:
@@ -246,8 +251,8 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
         "code": CODE,
         "date": datetime.date.today().isoformat(),
     }
-    final = out / f"{model}-s{seed}"
-    partial = out / f".{model}-s{seed}.partial"
+    final = out / run_name(model, seed)
+    partial = out / f".{run_name(model, seed)}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     shutil.copy(run_dir / "config.json", partial / "config.json")
@@ -265,7 +270,7 @@ def train_all(todo, args, command, runs=study_run, label="Study") -> None:
     """Trains and harvests into args.out every (model, seed) of `todo` that has no results
     there yet; `runs(model, seed, args, command)` gives each one's config and run folder."""
     for model, seed in todo:
-        if (args.out / f"{model}-s{seed}" / "results.json").exists():
+        if (args.out / run_name(model, seed) / "results.json").exists():
             continue
         try:
             run_dir = train_run(*runs(model, seed, args, command))
@@ -277,7 +282,7 @@ def train_all(todo, args, command, runs=study_run, label="Study") -> None:
         line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
         print(line, flush=True)
         if args.commit:
-            commit(args.out / f"{model}-s{seed}", f"{label}: {line}")
+            commit(args.out / run_name(model, seed), f"{label}: {line}")
 
 
 def read_records(out: Path) -> list[dict]:
@@ -515,7 +520,7 @@ def ship(record, folder: Path, eval_set) -> pretrained.Weights:
 def publish(args, models, extras) -> None:
     """Ships the best seed of every finished study model (`ship`), but never replaces weights
     that a longer schedule trained (a longer study's), and skips weights already shipped."""
-    eval_set = data.load(DATASET, args.eval_split, args.data_dir)
+    eval_set = None  # loaded once something needs measuring
     records = read_records(args.out)
     shipped = _shipped()
     for model in study_models(models, extras):
@@ -526,11 +531,13 @@ def publish(args, models, extras) -> None:
             if kept and kept.recipe.get("epochs", 0) > best["epochs_per_step"]:
                 print(f"kept {kept.file}: {kept.recipe.get('steps', '?')} x {kept.recipe['epochs']} epochs ({kept.recipe.get('run', '?')})", flush=True)
                 continue
-            folder = args.out / f"{model}-s{best['seed']}"
+            folder = args.out / run_name(model, best["seed"])
             if kept and kept.recipe.get("run") == _from_root(folder) and kept.sha256 == pretrained.sha256(folder / "model.npz"):
                 # the same file from the same run: its measured accuracy stands
                 print(f"unchanged {kept.file}: {_pct(kept.accuracy)}% (seed {best['seed']})", flush=True)
                 continue
+            if eval_set is None:
+                eval_set = data.load(DATASET, args.eval_split, args.data_dir)
             entry = ship(best, folder, eval_set)
             print(f"published {entry.file}: {_pct(entry.accuracy)}% (seed {best['seed']}, training run {_pct(best['accuracy'])}%)", flush=True)
 
