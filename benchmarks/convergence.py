@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import study  # noqa: E402  (imports larq_methods first: Keras 2 before TensorFlow)
 from zoo import recipes  # noqa: E402
-from zoo.run import RunConfig  # noqa: E402
+from zoo.run import RunConfig, run_name  # noqa: E402
 
 STUDY = SimpleNamespace(work=Path("runs/study"), out=Path("benchmarks/results/study"))
 WORK, OUT = Path("runs/convergence"), Path("benchmarks/results/convergence")
@@ -42,7 +42,7 @@ def last_move(curve) -> float:
 def longer(model, seed, epochs, command) -> RunConfig:
     """The study's run of (model, seed) at `epochs` per step: the same model, method, data,
     width, seed and teacher; it measures the PreciseBN curve as well."""
-    config = RunConfig.load(STUDY.out / study.run_name(model, seed))
+    config = RunConfig.load(STUDY.out / run_name(model, seed))
     twin = recipes.float_twin(model)
     return config.replace(
         recipe=dataclasses.replace(config.recipe, epochs=epochs, precise_bn=study.PRECISE_BATCHES),
@@ -55,7 +55,7 @@ def longer_run(model, seed, args, command) -> tuple[RunConfig, Path]:
     """The longer run of (model, seed) at args.epochs per step and its run folder, the
     study's teacher restored first."""
     study.restore_teacher(model, STUDY)
-    return longer(model, seed, args.epochs, command), WORK / f"e{args.epochs}" / study.run_name(model, seed)
+    return longer(model, seed, args.epochs, command), WORK / f"e{args.epochs}" / run_name(model, seed)
 
 
 def train_all(models, args, command) -> None:
@@ -151,7 +151,7 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/convergence.py", *(sys.argv[1:] if argv is None else argv)])
-    missing = [m for m in args.models if not (STUDY.out / study.run_name(m, args.seed) / "results.json").exists()]
+    missing = [m for m in args.models if not (STUDY.out / run_name(m, args.seed) / "results.json").exists()]
     if missing:
         raise SystemExit(f"no finished study run of {', '.join(missing)} seed {args.seed} in {STUDY.out}")
     if not args.report:

@@ -34,6 +34,7 @@ import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import leaderboard  # noqa: E402
 from larq_methods import data, gaaf  # noqa: E402
 from larq_methods.method import Method  # noqa: E402
+from zoo.run import run_name  # noqa: E402
 from zoo.search import proxy_config, proxy_fitness  # noqa: E402
 
 LOG = Path("benchmarks/results/gaaf_search.jsonl")
@@ -78,7 +79,7 @@ def confirm(candidates, seeds):
                 continue
             tag = re.sub(r"\W+", "_", genome or "reactnet").strip("_")
             result = leaderboard.train_one(
-                "reactnet-18", seed, args, method=Method(gaaf=genome), run_dir=WORK / f"{tag}-s{seed}",
+                "reactnet-18", seed, args, method=Method(gaaf=genome), run_dir=WORK / run_name(tag, seed),
             )  # fmt: skip
             record = {"genome": genome, "seed": seed, "accuracy": result["accuracy"], "train_seconds": result["train_seconds"]}
             print(record, flush=True)

@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 import zoo  # noqa: E402
 from larq_methods import saving, training  # noqa: E402
 from larq_methods.method import GroupedConvolutionError  # noqa: E402
-from zoo.run import DataConfig, RunConfig, run  # noqa: E402
+from zoo.run import DataConfig, RunConfig, run, run_name  # noqa: E402
 
 WORK = Path("runs/leaderboard")
 RESULTS = Path("benchmarks/results")
@@ -61,7 +61,7 @@ def train_one(name, seed, args, *, method=None, run_dir=None):
     (deterministic: the same seed gives the same figures)."""
     shape = (28, 28, 1)
     method, note = (method, "") if method else method_for(name, args.alpha, shape, 10)
-    run_dir = Path(run_dir or WORK / f"{name}-s{seed}")
+    run_dir = Path(run_dir or WORK / run_name(name, seed))
     if run_dir.exists():  # a run that did not finish: start it again
         shutil.rmtree(run_dir)
     config = RunConfig(

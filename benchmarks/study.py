@@ -59,7 +59,7 @@ import zoo  # noqa: E402
 from larq_methods import data, precise_bn, saving, training  # noqa: E402
 from leaderboard import method_for  # noqa: E402
 from zoo import pretrained, recipes  # noqa: E402
-from zoo.run import DataConfig, RunConfig, run  # noqa: E402
+from zoo.run import DataConfig, RunConfig, run, run_name  # noqa: E402
 
 # what the study trains on and ships weights for
 DATASET = "fashion_mnist"
@@ -134,11 +134,6 @@ def more_seeds(records, models, seeds) -> list[tuple[str, int]]:
         if abs(gain) < max(max(ours) - min(ours), max(base) - min(base)):
             more.update(dict.fromkeys((family, model)))
     return [(m, max(seeds) + 1) for m in baselines_first(more)]
-
-
-def run_name(model, seed) -> str:
-    """The folder name of (model, seed), in --work and in --out alike."""
-    return f"{model}-s{seed}"
 
 
 def baselines_first(names) -> list[str]:

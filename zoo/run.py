@@ -271,6 +271,11 @@ def shipped_weights(config: RunConfig, prepared: Prepared) -> pretrained.Weights
     return weights if fits == (prepared.input_shape, prepared.train_set.num_classes, config.alpha) else None
 
 
+def run_name(model: str, seed: int) -> str:
+    """The folder name of one (model, seed) run in the benchmarks' work and result folders."""
+    return f"{model}-s{seed}"
+
+
 def teacher_config(config: RunConfig) -> RunConfig:
     """The run that trains `config.teacher` first: its own method, `config.teacher_recipe`,
     the same data, width, seed and settings."""
