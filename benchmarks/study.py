@@ -94,17 +94,18 @@ def code_version() -> str:
 
 
 CODE = code_version()  # read once: the code this process imported
+TWIN_SEED = 0  # every binary model distils from its float twin's run of this seed
 
 
 def jobs(models, seeds, extras=()) -> list[tuple[str, int]]:
-    """(model, seed) in training order: the float twins (seed 0), then every model's
+    """(model, seed) in training order: the float twins (TWIN_SEED), then every model's
     first seed, the family baselines first (whether the recipe converges is known early),
     then the next seed: a partial study has one seed of everything. `extras` come last,
     with their twins, first seed only."""
 
     def ordered(names, seeds):
         twins = sorted({recipes.float_twin(m) for m in names if recipes.float_twin(m)})
-        return [(twin, 0) for twin in twins] + [(m, s) for s in seeds for m in baselines_first(names)]
+        return [(twin, TWIN_SEED) for twin in twins] + [(m, s) for s in seeds for m in baselines_first(names)]
 
     return ordered(models, seeds) + (ordered(extras, seeds[:1]) if extras else [])
 
@@ -161,7 +162,7 @@ def config_for(model, seed, args, command) -> RunConfig:
         data=DataConfig(data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split, image_size=args.image_size, channels=1),
         alpha=args.alpha,
         seed=seed,
-        teacher=str((args.work / run_name(twin, 0)).resolve()) if twin else None,
+        teacher=str((args.work / run_name(twin, TWIN_SEED)).resolve()) if twin else None,
         checkpoint_seconds=300.0,
         commands=(command,),
     )  # fmt: skip
@@ -182,7 +183,8 @@ def restore_teacher(model, args) -> None:
     twin = recipes.float_twin(model)
     if not twin:
         return
-    target, kept = args.work / run_name(twin, 0) / "model.h5", args.out / run_name(twin, 0)
+    name = run_name(twin, TWIN_SEED)
+    target, kept = args.work / name / "model.h5", args.out / name
     if target.exists() or not (kept / "results.json").exists():
         return
     teacher = kept_model(RunConfig.load(kept), kept / "model.npz", num_classes=10)  # Fashion-MNIST's
@@ -247,7 +249,7 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
         "date": datetime.date.today().isoformat(),
     }
     final = out / run_name(model, seed)
-    partial = out / f".{run_name(model, seed)}.partial"
+    partial = out / f".{final.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     shutil.copy(run_dir / "config.json", partial / "config.json")
