@@ -46,7 +46,7 @@ def longer(model, seed, epochs, command) -> RunConfig:
     twin = recipes.float_twin(model)
     return config.replace(
         recipe=dataclasses.replace(config.recipe, epochs=epochs, precise_bn=study.PRECISE_BATCHES),
-        teacher=str((STUDY.work / run_name(twin, study.TWIN_SEED)).resolve()),  # the kept path may be another clone's
+        teacher=str(study.twin_run(twin, STUDY.work).resolve()),  # the kept path may be another clone's
         commands=(command,),
     )
 

@@ -146,6 +146,11 @@ def study_models(models, extras) -> list[str]:
     return list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
 
 
+def twin_run(twin, folder: Path) -> Path:
+    """The float twin's run in `folder` (--work or --out) that its family distils from."""
+    return folder / run_name(twin, TWIN_SEED)
+
+
 def config_for(model, seed, args, command) -> RunConfig:
     """The study's run of (model, seed): the paper recipe at `args.epochs` per step, its
     float twin's study run as teacher."""
@@ -162,7 +167,7 @@ def config_for(model, seed, args, command) -> RunConfig:
         data=DataConfig(data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split, image_size=args.image_size, channels=1),
         alpha=args.alpha,
         seed=seed,
-        teacher=str((args.work / run_name(twin, TWIN_SEED)).resolve()) if twin else None,
+        teacher=str(twin_run(twin, args.work).resolve()) if twin else None,
         checkpoint_seconds=300.0,
         commands=(command,),
     )  # fmt: skip
@@ -183,8 +188,7 @@ def restore_teacher(model, args) -> None:
     twin = recipes.float_twin(model)
     if not twin:
         return
-    name = run_name(twin, TWIN_SEED)
-    target, kept = args.work / name / "model.h5", args.out / name
+    target, kept = twin_run(twin, args.work) / "model.h5", twin_run(twin, args.out)
     if target.exists() or not (kept / "results.json").exists():
         return
     teacher = kept_model(RunConfig.load(kept), kept / "model.npz", num_classes=10)  # Fashion-MNIST's
