@@ -5,7 +5,7 @@ gain is smaller than the spread (`more_seeds`); then, one seed each, the BiRealN
 QuickNet families (`EXTRAS`), so that every shipped model is trained so.
 
     .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
-        [--models PATTERN] [--commit] [--report] [--publish] [--readme]
+        [--models PATTERN ...] [--commit] [--report] [--publish] [--readme]
 
 It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
 resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once
@@ -144,6 +144,16 @@ def baselines_first(names) -> list[str]:
 def study_models(models, extras) -> list[str]:
     """Every model of the study once, twins included, in training order."""
     return list(dict.fromkeys(m for m, _ in jobs(models, [0], extras)))
+
+
+def select(patterns) -> tuple[list[str], list[str]]:
+    """The study's binary models and its extras that match any of the shell `patterns`
+    (`["reactnet-a", "*mobilenet"]`: the ReActNet-A family), in the study's order."""
+
+    def matching(groups):
+        return [m for family in groups.values() for m in family if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
+
+    return matching(FAMILIES), matching(EXTRAS)
 
 
 def twin_run(twin, folder: Path) -> Path:
@@ -518,6 +528,11 @@ def ship(record, folder: Path, eval_set) -> pretrained.Weights:
     return entry
 
 
+def best_run(records) -> dict:
+    """The record of the most accurate seed; of seeds that tie, the lowest."""
+    return max(records, key=lambda r: (r["accuracy"], -r["seed"]))
+
+
 def publish(args, models, extras) -> None:
     """Ships the best seed of every finished study model (`ship`), but never replaces weights
     that a longer schedule trained (a longer study's), and skips weights already shipped."""
@@ -527,7 +542,7 @@ def publish(args, models, extras) -> None:
     for model in study_models(models, extras):
         runs = [r for r in records if r["model"] == model]
         if runs:
-            best = max(runs, key=lambda r: r["accuracy"])
+            best = best_run(runs)
             kept = shipped.get(model)
             if kept and kept.recipe.get("epochs", 0) > best["epochs_per_step"]:
                 print(f"kept {kept.file}: {kept.recipe.get('steps', '?')} x {kept.recipe['epochs']} epochs ({kept.recipe.get('run', '?')})", flush=True)
@@ -545,7 +560,7 @@ def publish(args, models, extras) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="*", help="Shell pattern over the study's binary models.")
+    parser.add_argument("--models", nargs="+", default=["*"], help="Shell patterns over the study's binary models (any may match).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=recipes.EPOCHS[DATASET], help="Epochs per step.")
     parser.add_argument("--alpha", type=float, default=0.25)
@@ -564,10 +579,9 @@ def main(argv=None):
     trains = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--report", "--publish", "--readme")]
     command = shlex.join(["python", "benchmarks/study.py", *trains])
 
-    models = [m for family in FAMILIES.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
-    extras = [m for family in EXTRAS.values() for m in family if fnmatch.fnmatchcase(m, args.models)]
+    models, extras = select(args.models)
     if not models + extras:
-        raise SystemExit(f"no study model matches {args.models!r}")
+        raise SystemExit(f"no study model matches {' '.join(args.models)!r}")
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if not (args.report or args.publish):

@@ -37,6 +37,21 @@ def test_jobs_train_the_twins_first_then_a_seed_of_everything_baselines_first(st
     ]  # fmt: skip
 
 
+def test_models_are_those_any_pattern_matches_in_the_studys_order(study):
+    a_family = ["reactnet-a", "insta-mobilenet", "insta-plus-mobilenet", "dybnn-mobilenet"]
+    assert study.select(["*mobilenet", "reactnet-a"]) == (a_family, [])
+    assert study.select(["*18"]) == (list(study.FAMILIES["reactnet-18"]), [])
+    assert study.select(["quicknet", "*18"]) == (list(study.FAMILIES["reactnet-18"]), ["quicknet"])
+    with pytest.raises(SystemExit, match="no study model matches 'resnet50 x'"):
+        study.main(["--models", "resnet50", "x", "--report"])
+
+
+def test_the_best_seed_ships_and_of_a_tie_the_lowest(study):
+    runs = [{"seed": 2, "accuracy": 0.9132}, {"seed": 0, "accuracy": 0.9132}, {"seed": 1, "accuracy": 0.9131}]
+    assert study.best_run(runs)["seed"] == 0
+    assert study.best_run(runs + [{"seed": 3, "accuracy": 0.9133}])["seed"] == 3
+
+
 def test_an_interrupt_before_training_stops_with_one_line(study, tmp_path, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
