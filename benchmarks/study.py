@@ -339,8 +339,11 @@ def table(records, models) -> str:
         if twin is None or model == family:
             gain = "baseline" if model == family else ""
         else:
-            per_seed = [f"{100 * (r['accuracy'] - base[r['seed']]):+.2f}" for r in runs if r["seed"] in base]
-            gain = (f"{100 * (mean - statistics.mean(base.values())):+.2f} ({', '.join(per_seed)})") if per_seed else "no baseline yet"
+            # paired: each seed against the baseline's of that seed, and their mean, so that a
+            # baseline's extra seed (`more_seeds`) does not move another model's gain
+            paired = [r["accuracy"] - base[r["seed"]] for r in runs if r["seed"] in base]
+            per_seed = ", ".join(f"{100 * g:+.2f}" for g in paired)
+            gain = f"{100 * statistics.mean(paired):+.2f} ({per_seed})" if paired else "no baseline yet"
         n = min(LAST_EPOCHS, *(len(r["curve"]) for r in runs))
         last = [statistics.mean(r["curve"][-k] for r in runs) for k in range(n, 0, -1)]
         measured = [r["curve_precise_bn"] for r in runs if "curve_precise_bn" in r]
@@ -448,7 +451,7 @@ def report(args, models, extras, command) -> str:
         f"{recipes.PAPER_LEARNING_RATE:g} decayed linearly to 0 per step, weight decay 1e-5 then 0, distilled from "
         f"the float twin; the twins: one step of {2 * args.epochs} epochs), trained on {args.train_split}, tested on "
         f"the whole {args.eval_split} split. Gain: the model's accuracy minus its family baseline's "
-        f"({', '.join(sorted(BASELINES))}) of the same seed. {len(records)} runs, {seconds / 3600:.1f} hours of "
+        f"({', '.join(sorted(BASELINES))}) of the same seed, and the mean of those. {len(records)} runs, {seconds / 3600:.1f} hours of "
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"
     )
     if any("curve_precise_bn" in r for r in records):

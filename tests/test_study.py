@@ -236,6 +236,20 @@ def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
     assert "PreciseBN" not in study.table(records[3:], ["insta-resnet18"])
 
 
+def test_the_mean_gain_is_the_mean_of_the_seeds_gains_over_the_same_seeds_baseline(study):
+    """A third seed of the baseline alone (`more_seeds`) leaves a two-seed model's gain as it was."""
+    records = [
+        {"model": model, "seed": seed, "family": "reactnet-18", "accuracy": accuracy, "curve": [accuracy], "train_seconds": 60.0, "note": ""}
+        for model, seed, accuracy in [
+            ("reactnet-18", 0, 0.9159), ("reactnet-18", 1, 0.9160), ("reactnet-18", 2, 0.9186),
+            ("insta-resnet18", 0, 0.9201), ("insta-resnet18", 1, 0.9203),
+        ]
+    ]  # fmt: skip
+    row = study.table(records, ["reactnet-18", "insta-resnet18"]).splitlines()[3]
+    # (+0.42 + 0.43) / 2, not 92.02 - 91.68 (the baseline's three-seed mean): +0.34
+    assert "| 92.02% | 92.01-92.03 | +0.42 (+0.42, +0.43) |" in row
+
+
 def test_readme_blocks_are_filled_in_place_and_a_missing_one_writes_nothing(study, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- a -->\nold\nrows\n<!-- /a -->\n\nby hand\n<!-- b -->\n<!-- /b -->\nend\n")
