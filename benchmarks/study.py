@@ -4,23 +4,27 @@ Fashion-MNIST at one width and input size, several seeds each, and one more seed
 gain is smaller than the spread (`more_seeds`); then, one seed each, the BiRealNet and
 QuickNet families (`EXTRAS`), so that every shipped model is trained so.
 
-    .venv/bin/python benchmarks/study.py [--epochs 5] [--seeds 0 1] [--alpha 0.25]
+    .venv/bin/python benchmarks/study.py [--epochs 10] [--seeds 0 1] [--alpha 0.25]
         [--models PATTERN ...] [--commit] [--report] [--publish] [--readme]
 
-It survives interruption. Each (model, seed) trains in runs/study/MODEL-sSEED (`zoo.run`,
+--epochs per step defaults to the paper recipe's on Fashion-MNIST (`zoo.recipes.EPOCHS`).
+A study of N epochs per step trains in runs/studyN and keeps its results in
+benchmarks/results/studyN (`folders`); the first study, at 5, kept the names runs/study and
+benchmarks/results/study. One --out holds one schedule: results of another are an error.
+
+It survives interruption. Each (model, seed) trains in WORK/MODEL-sSEED (`zoo.run`,
 resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it first); once
 finished, its results.json, config.json, history CSVs and packed weights go to
-benchmarks/results/study/MODEL-sSEED/ in one rename (`--commit` commits that folder), and a
-rerun skips every (model, seed) that has its results.json there. The float twins train
-first (one seed) and teach every seed.
+OUT/MODEL-sSEED/ in one rename (`--commit` commits that folder), and a rerun skips every
+(model, seed) that has its results.json there. The float twins train first (one seed) and
+teach every seed.
 
-Writes benchmarks/results/study.md (named after --out: mean and spread per model, gain over
-the family's baseline per seed, float twin, gap, training time, the last epochs) and study.png
-(test accuracy per epoch); `--report` only writes them, and `--readme` also puts its table and
-the shipped weights' in README.md (`fill_readme`). `--publish` only ships the best finished
-seed of every model from --out into zoo/weights/ with its registry entry (`ship`), which
-names that run (`recipe.run`); it keeps a shipped model trained with more epochs per step (a
-longer study's, --out benchmarks/results/study10).
+Writes OUT.md (mean and spread per model, gain over the family's baseline per seed, float
+twin, gap, training time, the last epochs) and OUT.png (test accuracy per epoch) beside OUT;
+`--report` only writes them, and `--readme` also puts its table and the shipped weights' in
+README.md (`fill_readme`). `--publish` only ships the best finished seed of every model from
+OUT into zoo/weights/ with its registry entry (`ship`), which names that run (`recipe.run`);
+it keeps a shipped model trained with more epochs per step (a longer study's).
 
 Each run also measures, after every epoch, the test accuracy with BatchNorm's statistics
 re-estimated (PreciseBN over `PRECISE_BATCHES` training batches): its last epochs are the
@@ -81,6 +85,23 @@ LAST_EPOCHS = 3
 # batches as well (PreciseBN, `larq_methods.precise_bn`): the moving averages can lag the
 # weights in step 2 by tens of points, so the curve judged for convergence is this one
 PRECISE_BATCHES = 50
+# the first study's schedule, whose folders have no number (`folders`)
+FIRST_STUDY_EPOCHS = 5
+
+
+def folders(epochs: int) -> tuple[Path, Path]:
+    """The default run folders (--work) and kept results (--out) of a study of `epochs` per step."""
+    suffix = "" if epochs == FIRST_STUDY_EPOCHS else str(epochs)
+    return Path(f"runs/study{suffix}"), Path(f"benchmarks/results/study{suffix}")
+
+
+def check_schedule(records, epochs: int, out: Path) -> None:
+    """One --out holds one schedule: a finished run of other epochs per step (a twin trains
+    one step of twice as many) would be skipped, tabled and shipped as if of `epochs`."""
+    for r in records:
+        per_step = r["epochs_per_step"] // (2 if recipes.is_float(r["model"]) else 1)
+        if per_step != epochs:
+            raise SystemExit(f"{out} holds runs of {per_step} epochs per step ({r['model']} seed {r['seed']}), not {epochs}: pass --epochs {per_step}, or another --out")
 
 
 def code_version() -> str:
@@ -571,8 +592,8 @@ def main(argv=None):
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--eval-split", default="test")
     parser.add_argument("--data-dir", help="Fashion-MNIST's IDX files [default: LQM_FASHION_MNIST_DIR or Debian's].")
-    parser.add_argument("--work", type=Path, default=Path("runs/study"), help="Run folders.")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/study"), help="What is kept of each finished run.")
+    parser.add_argument("--work", type=Path, help="Run folders [default: runs/studyN, N the epochs per step; 5: runs/study].")
+    parser.add_argument("--out", type=Path, help="What is kept of each finished run [default: benchmarks/results/studyN; 5: benchmarks/results/study].")
     parser.add_argument("--commit", action="store_true", help="git commit each finished run's results.")
     parser.add_argument("--report", action="store_true", help="Only write the table and the plot.")
     parser.add_argument("--publish", action="store_true", help="Only ship the best finished seed of each model in zoo/weights/ (and write the table).")
@@ -585,6 +606,9 @@ def main(argv=None):
     models, extras = select(args.models)
     if not models + extras:
         raise SystemExit(f"no study model matches {' '.join(args.models)!r}")
+    work, out = folders(args.epochs)
+    args.work, args.out = args.work or work, args.out or out
+    check_schedule(read_records(args.out), args.epochs, args.out)
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if not (args.report or args.publish):

@@ -19,7 +19,7 @@ from zoo.run import run as run_config
 
 def test_paper_recipe_is_reactnets_released_recipe_scaled_to_the_dataset():
     binary = recipes.paper("insta-resnet18", "fashion_mnist", 60_000)
-    assert binary == training.Recipe(recipe="two-step", epochs=5, batch_size=256, learning_rate=1.25e-3, schedule="linear")
+    assert binary == training.Recipe(recipe="two-step", epochs=10, batch_size=256, learning_rate=1.25e-3, schedule="linear")
     assert (binary.warmup_epochs, binary.label_smoothing, binary.weight_decay) == (0.0, 0.0, None)
     # step 1: binary activations, real weights, weight decay 1e-5; step 2: all binary, none
     steps = binary.steps(zoo.get_entry("insta-resnet18").method)
@@ -27,13 +27,13 @@ def test_paper_recipe_is_reactnets_released_recipe_scaled_to_the_dataset():
     # a float model: one step of both steps' epochs with step 1's weight decay; that is
     # also how a float twin is trained to teach
     twin = recipes.paper("float-resnet18", "fashion_mnist", 60_000)
-    assert twin == training.Recipe(recipe="one-step", epochs=10, batch_size=256, learning_rate=1.25e-3, weight_decay=1e-5)
+    assert twin == training.Recipe(recipe="one-step", epochs=20, batch_size=256, learning_rate=1.25e-3, weight_decay=1e-5)
     assert recipes.teacher_recipe(binary) == twin
     # ImageNet: the code's 128 epochs per step; other data: Fashion-MNIST's optimiser steps
     assert recipes.paper("reactnet-a", "imagenet2012", 1_281_167).epochs == 128
-    assert recipes.epochs_for("my_images", 6_000) == 50  # 5 * 60,000 / 6,000
+    assert recipes.epochs_for("my_images", 6_000) == 100  # 10 * 60,000 / 6,000
     assert recipes.epochs_for("my_images", 300) == 128  # at most ImageNet's
-    assert recipes.epochs_for("my_images", 1_000_000) == 5  # at least Fashion-MNIST's
+    assert recipes.epochs_for("my_images", 1_000_000) == 10  # at least Fashion-MNIST's
     assert recipes.resolve("one-step", "reactnet-18", "fashion_mnist", 0) == training.Recipe()
     with pytest.raises(training.TrainingError, match="recipe must be one of paper, one-step, two-step"):
         recipes.resolve("three-step", "reactnet-18", "fashion_mnist", 0)
@@ -68,7 +68,7 @@ def test_lqm_train_name_runs_the_paper_recipe_distilled_from_the_float_twin(tmp_
     assert (config.teacher, config.teacher_recipe.epochs, config.teacher_recipe.learning_rate) == ("float-mobilenet", 6, 1e-3)
     assert config_of("reactnet-18", "--teacher", "none").teacher is None
     assert config_of("reactnet-18", "--teacher", "float-quicknet").teacher_recipe is None  # the user's teacher as given
-    assert (config_of("float-resnet18").teacher, config_of("float-resnet18").recipe.epochs) == (None, 10)
+    assert (config_of("float-resnet18").teacher, config_of("float-resnet18").recipe.epochs) == (None, 20)
     plain = config_of("reactnet-18", "--recipe", "one-step")
     assert (plain.recipe, plain.teacher) == (training.Recipe(), None)
     # a folder dataset of 80 training images: as many optimiser steps as Fashion-MNIST's, at most 128 epochs

@@ -236,6 +236,23 @@ def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
     assert "PreciseBN" not in study.table(records[3:], ["insta-resnet18"])
 
 
+def test_a_studys_folders_follow_its_epochs_and_hold_one_schedule(study, tmp_path, monkeypatch):
+    assert study.folders(5) == (study.Path("runs/study"), study.Path("benchmarks/results/study"))  # the first study's
+    assert study.folders(10) == (study.Path("runs/study10"), study.Path("benchmarks/results/study10"))
+    # by default, the paper recipe's epochs per step (10 on Fashion-MNIST) and their folders
+    monkeypatch.chdir(tmp_path)
+    study.main(["--models", "reactnet-18", "--report"])
+    assert (tmp_path / "runs" / "study10").is_dir() and "two steps of 10 epochs" in (tmp_path / "benchmarks" / "results" / "study10.md").read_text()
+    out = tmp_path / "study10"
+    for model, seed, per_step in [("float-resnet18", 0, 20), ("reactnet-18", 0, 10)]:  # a twin: one step of twice
+        (out / f"{model}-s{seed}").mkdir(parents=True)
+        (out / f"{model}-s{seed}" / "results.json").write_text(json.dumps({"model": model, "seed": seed, "epochs_per_step": per_step}))
+    study.check_schedule(study.read_records(out), 10, out)
+    with pytest.raises(SystemExit, match=r"study10 holds runs of 10 epochs per step \(float-resnet18 seed 0\), not 5: pass --epochs 10, or another --out$"):
+        study.main(["--models", "reactnet-18", "--epochs", "5", "--out", str(out), "--work", str(tmp_path / "work"), "--report"])
+    assert not (tmp_path / "study10.md").exists() and not (tmp_path / "work").exists()  # nothing written
+
+
 def test_the_mean_gain_is_the_mean_of_the_seeds_gains_over_the_same_seeds_baseline(study):
     """A third seed of the baseline alone (`more_seeds`) leaves a two-seed model's gain as it was."""
     records = [
@@ -271,7 +288,7 @@ def test_readme_blocks_are_filled_in_place_and_a_missing_one_writes_nothing(stud
 
 def test_the_readme_tables_are_the_reports_and_the_registry(study):
     """`benchmarks/study.py --report --readme` and
-    `benchmarks/study.py --epochs 10 --models '*18' --work runs/study10 --out benchmarks/results/study10 --report --readme`
+    `benchmarks/study.py --epochs 10 --models '*18' reactnet-a '*mobilenet' --work runs/study10 --out benchmarks/results/study10 --report --readme`
     leave README.md as it is. Against the reports, not the kept results.json: a study with
     --commit commits each run as it finishes, before anyone reports it."""
     with open(os.path.join(ROOT, "README.md")) as f:
