@@ -65,14 +65,16 @@ def train_all(models, args, command) -> None:
     study.train_all([(m, args.seed) for m in models], args, command, runs=longer_run, label=label)
 
 
-def pairs(models, seed) -> list[tuple[dict, dict]]:
-    """(the study's record, the longer schedule's) of every model, longest schedule first."""
-    found = []
+def pairs(models, seed) -> list[tuple[dict, ...]]:
+    """(the study's record, then the longer schedules' from the shortest) of every model of
+    `models` that has a longer one: one row group and one plot panel a model."""
     kept = {r["model"]: r for r in study.read_records(STUDY.out) if r["seed"] == seed}
-    for folder in sorted(OUT.glob("e*"), key=lambda p: -int(p.name[1:])):
-        records = {r["model"]: r for r in study.read_records(folder) if r["seed"] == seed}
-        found += [(kept[m], records[m]) for m in models if m in records and m in kept]
-    return found
+    longer = {m: [] for m in models}
+    for folder in sorted(OUT.glob("e*"), key=lambda p: int(p.name[1:])):
+        for r in study.read_records(folder):
+            if r["seed"] == seed and r["model"] in longer:
+                longer[r["model"]].append(r)
+    return [(kept[m], *runs) for m, runs in longer.items() if runs and m in kept]
 
 
 def judged(record) -> tuple[list[float], str]:

@@ -13,8 +13,8 @@ METHODS.md section 6), which INSTA-BNN, DyBNN, ReBNN and FTBNN train with too:
 - epochs per step scaled to the dataset (`EPOCHS`): the code's 128 on ImageNet; on
   Fashion-MNIST 10, where this project's study found its baseline converged (ReActNet-18:
   its last two epochs within 0.2 point on three seeds; at 5 it was still rising 0.8 point
-  an epoch; ReActNet-A at 10 still rose 0.3); on other data, the same number of optimiser steps as Fashion-MNIST's
-  (`epochs_for`).
+  an epoch; ReActNet-A at 10 still rose 0.3 and converged at 15); on other data, the
+  same number of optimiser steps as Fashion-MNIST's (`epochs_for`).
 
 A float model (no quantizer) trains one step of twice the epochs, with step 1's weight
 decay and no teacher: that is how a float twin is made to teach.
