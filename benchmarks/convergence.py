@@ -65,7 +65,7 @@ def train_all(models, args, command) -> None:
     study.train_all([(m, args.seed) for m in models], args, command, runs=longer_run, label=label)
 
 
-def pairs(models, seed) -> list[tuple[dict, ...]]:
+def schedules(models, seed) -> list[tuple[dict, ...]]:
     """(the study's record, then the longer schedules' from the shortest) of every model of
     `models` that has a longer one: one row group and one plot panel a model."""
     kept = {r["model"]: r for r in study.read_records(STUDY.out) if r["seed"] == seed}
@@ -90,8 +90,8 @@ def table(found) -> str:
         "| model | epochs per step | test accuracy | last three epochs | last-epoch move | within 0.2 | judged on | train min |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for pair in found:
-        for r in pair:
+    for group in found:
+        for r in group:
             curve, kind = judged(r)
             move = last_move(curve)
             rows.append(
@@ -109,14 +109,14 @@ def plot(found, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.5), squeeze=False)
-    for ax, pair in zip(axes.flat, found):
-        for r in pair:
+    for ax, group in zip(axes.flat, found):
+        for r in group:
             n = r["epochs_per_step"]
             # epochs as a fraction of each step, so that both schedules share the axis
             x = [(i % n + 1) / n + i // n for i in range(len(r["curve"]))]
             ax.plot(x, [100 * a for a in r["curve"]], marker=".", label=f"{n} epochs per step")
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-        ax.set_title(f"{pair[0]['model']} seed {pair[0]['seed']}: test accuracy (step 1 | step 2)")
+        ax.set_title(f"{group[0]['model']} seed {group[0]['seed']}: test accuracy (step 1 | step 2)")
         ax.set_xlabel("steps done")
         ax.set_ylabel("Fashion-MNIST test accuracy (%)")
         ax.set_ylim(bottom=75)
@@ -128,7 +128,7 @@ def plot(found, png: Path) -> None:
 
 
 def report(models, seed, command) -> str:
-    found = pairs(models, seed)
+    found = schedules(models, seed)
     markdown = (
         "Each baseline's study run (`benchmarks/study.py`, seed "
         f"{seed}) against the same run at a longer schedule: same model, data, width, seed and teacher "

@@ -95,12 +95,18 @@ def folders(epochs: int) -> tuple[Path, Path]:
     return Path(f"runs/study{suffix}"), Path(f"benchmarks/results/study{suffix}")
 
 
+def run_epochs(model, epochs: int) -> int:
+    """The epochs per step of `model`'s study run at `epochs` per step: a float twin trains
+    one step of both steps' epochs."""
+    return epochs * (2 if recipes.is_float(model) else 1)
+
+
 def check_schedule(records, epochs: int, out: Path) -> None:
-    """One --out holds one schedule: a finished run of other epochs per step (a twin trains
-    one step of twice as many) would be skipped, tabled and shipped as if of `epochs`."""
+    """One --out holds one schedule: a finished run of other epochs per step would be
+    skipped, tabled and shipped as if of `epochs`."""
     for r in records:
-        per_step = r["epochs_per_step"] // (2 if recipes.is_float(r["model"]) else 1)
-        if per_step != epochs:
+        if r["epochs_per_step"] != run_epochs(r["model"], epochs):
+            per_step = r["epochs_per_step"] // run_epochs(r["model"], 1)
             raise SystemExit(f"{out} holds runs of {per_step} epochs per step ({r['model']} seed {r['seed']}), not {epochs}: pass --epochs {per_step}, or another --out")
 
 
@@ -188,8 +194,7 @@ def config_for(model, seed, args, command) -> RunConfig:
     shape = (args.image_size, args.image_size, 1)
     method, _ = method_for(model, args.alpha, shape, 10)
     recipe = recipes.paper(model, DATASET, 60_000)
-    epochs = args.epochs * (2 if recipes.is_float(model) else 1)
-    recipe = dataclasses.replace(recipe, epochs=epochs, precise_bn=PRECISE_BATCHES)
+    recipe = dataclasses.replace(recipe, epochs=run_epochs(model, args.epochs), precise_bn=PRECISE_BATCHES)
     twin = recipes.float_twin(model)
     return RunConfig(
         model=model,
