@@ -34,6 +34,13 @@ def test_paper_recipe_is_reactnets_released_recipe_scaled_to_the_dataset():
     assert recipes.epochs_for("my_images", 6_000) == 100  # 10 * 60,000 / 6,000
     assert recipes.epochs_for("my_images", 300) == 128  # at most ImageNet's
     assert recipes.epochs_for("my_images", 1_000_000) == 10  # at least Fashion-MNIST's
+    # ReActNet-A converged at 15 epochs per step on Fashion-MNIST, not 10; its twin trains 30
+    assert recipes.paper("reactnet-a", "fashion_mnist", 60_000).epochs == 15
+    assert recipes.paper("insta-mobilenet", "fashion_mnist", 60_000).epochs == 15
+    assert recipes.paper("float-mobilenet", "fashion_mnist", 60_000).epochs == 30
+    assert recipes.epochs_for("my_images", 6_000, "reactnet-a") == 128  # 15 * 60,000 / 6,000 = 150, at most ImageNet's
+    assert recipes.epochs_for("my_images", 20_000, "reactnet-a") == 45  # 15 * 60,000 / 20,000
+    assert recipes.epochs_for("my_images", 6_000, "reactnet-18") == 100
     assert recipes.resolve("one-step", "reactnet-18", "fashion_mnist", 0) == training.Recipe()
     with pytest.raises(training.TrainingError, match="recipe must be one of paper, one-step, two-step"):
         recipes.resolve("three-step", "reactnet-18", "fashion_mnist", 0)
