@@ -7,7 +7,8 @@ QuickNet families (`EXTRAS`), so that every shipped model is trained so.
     .venv/bin/python benchmarks/study.py [--epochs 10] [--seeds 0 1] [--alpha 0.25]
         [--models PATTERN ...] [--commit] [--report] [--publish] [--readme]
 
---epochs per step defaults to the paper recipe's on Fashion-MNIST (`zoo.recipes.EPOCHS`).
+--epochs per step defaults to the paper recipe's on Fashion-MNIST (`zoo.recipes.EPOCHS`);
+the ReActNet-A family's recipe has 15 (`BACKBONE_EPOCHS`), which it trains at with --epochs 15.
 A study of N epochs per step trains in runs/studyN and keeps its results in
 benchmarks/results/studyN (`folders`); the first study, at 5, kept the names runs/study and
 benchmarks/results/study. One --out holds one schedule: results of another are an error.
