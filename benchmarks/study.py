@@ -21,7 +21,8 @@ OUT/MODEL-sSEED/ in one rename (`--commit` commits that folder), and a rerun ski
 teach every seed.
 
 Writes OUT.md (mean and spread per model, gain over the family's baseline per seed, float
-twin, gap, training time, the last epochs) and OUT.png (test accuracy per epoch) beside OUT;
+twin, gap, training time, the last epochs) and OUT.png (test accuracy per epoch) beside OUT,
+and rewrites the shipped weights' section of every report there (`refresh_shipped`);
 `--report` only writes them, and `--readme` also puts its table and the shipped weights' in
 README.md (`fill_readme`). `--publish` only ships the best finished seed of every model from
 OUT into zoo/weights/ with its registry entry (`ship`), which names that run (`recipe.run`);
@@ -489,16 +490,27 @@ def report(args, models, extras, command) -> str:
             "have none.\n\n"
         )
     results, shipped = table(records, order), shipped_table()
-    markdown = header + results + (
-        "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n" + shipped
-    )
+    markdown = header + results + SHIPPED_HEADING + shipped
     # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
     (args.out.parent / f"{args.out.name}.md").write_text(markdown)
+    refresh_shipped(args.out.parent, shipped)
     if records:
         plot(records, order, args.out.parent / f"{args.out.name}.png")
     if args.readme:
         fill_readme({f"{args.out.name} table": results, "shipped": shipped})
     return markdown
+
+
+SHIPPED_HEADING = "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n"
+
+
+def refresh_shipped(results: Path, shipped: str) -> None:
+    """Rewrites the shipped section, the last, of every other study's report in `results`,
+    so that one study's publish leaves none of them stale."""
+    for path in sorted(results.glob("*.md")):
+        text = path.read_text()
+        if SHIPPED_HEADING in text:
+            path.write_text(text[: text.index(SHIPPED_HEADING)] + SHIPPED_HEADING + shipped)
 
 
 def readme_block(text: str, tag: str, readme: Path | None = None) -> tuple[int, int]:

@@ -205,11 +205,18 @@ def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypa
     results, readme = tmp_path / "results", tmp_path / "README.md"
     readme.write_text("<!-- study table -->\nfirst study\n<!-- /study table -->\n<!-- study10 table -->\n<!-- /study10 table -->\n<!-- shipped -->\n<!-- /shipped -->\n")
     monkeypatch.setattr(study, "README", readme)
+    # another study's report beside it, its shipped section stale; and a report of something else
+    results.mkdir()
+    (results / "study5.md").write_text("Five epochs.\n\n| model |\n" + study.SHIPPED_HEADING + "| `old` | shipped |\n")
+    (results / "costs.md").write_text("| model | costs |\n")
     study.main(["--report", "--readme", "--models", "reactnet-18", "--work", str(tmp_path / "work"), "--out", str(results / "study10")])
     report = (results / "study10.md").read_text()
     made_by = report.split("Made by `")[1].split("`")[0]
     assert made_by.startswith("python benchmarks/study.py --models reactnet-18") and not {"--report", "--readme"} & set(made_by.split())  # what trains it
     assert not (results / "study.md").exists()
+    assert (results / "study5.md").read_text() == "Five epochs.\n\n| model |\n" + study.SHIPPED_HEADING + study.shipped_table()
+    assert report.endswith(study.SHIPPED_HEADING + study.shipped_table()) and "`old`" not in report
+    assert (results / "costs.md").read_text() == "| model | costs |\n"
     filled = readme.read_text()
     assert "first study" in filled and "<!-- study10 table -->\n| model | follows |" in filled
     assert filled.split("<!-- shipped -->\n")[1] == study.shipped_table().strip("\n") + "\n<!-- /shipped -->\n"
@@ -304,6 +311,7 @@ def test_the_readme_tables_are_the_reports_and_the_registry(study):
             report = f.read()
         table = "| model |" + report.split("\n\n| model |")[1].split("\n\n")[0]
         assert block(f"{name} table") == table + "\n"
+        assert report.endswith(study.SHIPPED_HEADING + study.shipped_table())  # no report's shipped section is stale
     assert block("shipped") == study.shipped_table().strip("\n") + "\n"
 
 
