@@ -100,7 +100,7 @@ def folders(epochs: int) -> tuple[Path, Path]:
 def run_epochs(model, epochs: int) -> int:
     """The epochs per step of `model`'s study run at `epochs` per step: a float twin trains
     one step of both steps' epochs."""
-    return epochs * (2 if recipes.is_float(model) else 1)
+    return recipes.twin_epochs(epochs) if recipes.is_float(model) else epochs
 
 
 def check_schedule(records, epochs: int, out: Path) -> None:
@@ -477,7 +477,7 @@ def report(args, models, extras, command) -> str:
         f"Fashion-MNIST, alpha {args.alpha}, {args.image_size}x{args.image_size}x1, the paper recipe "
         f"(`zoo/recipes.py`: two steps of {args.epochs} epochs, batch {recipes.PAPER_BATCH_SIZE}, Adam "
         f"{recipes.PAPER_LEARNING_RATE:g} decayed linearly to 0 per step, weight decay 1e-5 then 0, distilled from "
-        f"the float twin; the twins: one step of {2 * args.epochs} epochs), trained on {args.train_split}, tested on "
+        f"the float twin; the twins: one step of {recipes.twin_epochs(args.epochs)} epochs), trained on {args.train_split}, tested on "
         f"the whole {args.eval_split} split. Gain: the model's accuracy minus its family baseline's "
         f"({', '.join(sorted(BASELINES))}) of the same seed, and the mean of those. {len(records)} runs, {seconds / 3600:.1f} hours of "
         f"training on a 2-core CPU shared with other work (times are wall-clock). Made by `{command}`.\n\n"

@@ -59,6 +59,12 @@ def epochs_for(dataset: str, num_examples: int, backbone: str | None = None) -> 
     return min(MAX_EPOCHS, max(reference, scaled))
 
 
+def twin_epochs(epochs: int) -> int:
+    """The epochs of a float twin's one step that teaches a two-step run of `epochs` per
+    step: both steps' epochs, so that the twin sees as many batches as its students."""
+    return 2 * epochs
+
+
 def is_float(model: str) -> bool:
     """Whether the registered `model` has no quantizer (a float twin)."""
     return get_entry(model).method.binarise == "none"
@@ -80,7 +86,7 @@ def paper(model: str, dataset: str, num_examples: int) -> training.Recipe:
     epochs = epochs_for(dataset, num_examples, get_entry(model).backbone)
     common = dict(batch_size=PAPER_BATCH_SIZE, learning_rate=PAPER_LEARNING_RATE, schedule="linear")
     if is_float(model):
-        return training.Recipe(recipe="one-step", epochs=2 * epochs, weight_decay=training.TWO_STEP_WEIGHT_DECAY, **common)
+        return training.Recipe(recipe="one-step", epochs=twin_epochs(epochs), weight_decay=training.TWO_STEP_WEIGHT_DECAY, **common)
     return training.Recipe(recipe="two-step", epochs=epochs, **common)
 
 
@@ -89,7 +95,7 @@ def teacher_recipe(recipe: training.Recipe) -> training.Recipe:
     as the student's steps together, the same batch and rate, step 1's weight decay."""
     return training.Recipe(
         recipe="one-step",
-        epochs=recipe.epochs * (2 if recipe.recipe == "two-step" else 1),
+        epochs=twin_epochs(recipe.epochs) if recipe.recipe == "two-step" else recipe.epochs,
         batch_size=recipe.batch_size,
         learning_rate=recipe.learning_rate,
         weight_decay=training.TWO_STEP_WEIGHT_DECAY,
