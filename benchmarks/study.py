@@ -492,8 +492,9 @@ def report(args, models, extras, command) -> str:
     results, shipped = table(records, order), shipped_table()
     markdown = header + results + SHIPPED_HEADING + shipped
     # beside the results, named after their folder: a longer study (--out .../study10) keeps its own
-    (args.out.parent / f"{args.out.name}.md").write_text(markdown)
-    refresh_shipped(args.out.parent, shipped)
+    own = args.out.parent / f"{args.out.name}.md"
+    own.write_text(markdown)
+    refresh_shipped(args.out.parent, shipped, own)
     if records:
         plot(records, order, args.out.parent / f"{args.out.name}.png")
     if args.readme:
@@ -504,11 +505,11 @@ def report(args, models, extras, command) -> str:
 SHIPPED_HEADING = "\n## Shipped weights (`--publish`)\n\nWhat `zoo/weights/` holds now, whichever study shipped it.\n\n"
 
 
-def refresh_shipped(results: Path, shipped: str) -> None:
-    """Rewrites the shipped section, the last, of every other study's report in `results`,
-    so that one study's publish leaves none of them stale."""
+def refresh_shipped(results: Path, shipped: str, own: Path) -> None:
+    """Rewrites the shipped section, the last, of every study report in `results` but `own`
+    (just written), so that one study's publish leaves none of them stale."""
     for path in sorted(results.glob("*.md")):
-        text = path.read_text()
+        text = "" if path == own else path.read_text()
         if SHIPPED_HEADING in text:
             path.write_text(text[: text.index(SHIPPED_HEADING)] + SHIPPED_HEADING + shipped)
 
