@@ -18,7 +18,10 @@ resumed exactly where a killed run stopped; SIGTERM or Ctrl-C checkpoint it firs
 finished, its results.json, config.json, history CSVs and packed weights go to
 OUT/MODEL-sSEED/ in one rename (`--commit` commits that folder), and a rerun skips every
 (model, seed) that has its results.json there. The float twins train first (one seed) and
-teach every seed.
+teach every seed. A run stopped with --commit also commits what it needs to resume
+(`pack`: about 25 MB in step 1, 55 MB in step 2) to OUT/.resume/MODEL-sSEED/, since a
+fresh clone has no run folders: a rerun restores it (`unpack`) and resumes there, and the
+finished run's commit removes it.
 
 Writes OUT.md (mean and spread per model, gain over the family's baseline per seed, float
 twin, gap, training time, the last epochs) and OUT.png (test accuracy per epoch) beside OUT,
@@ -305,36 +308,95 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
     return record
 
 
+def pack(run_dir: Path, dest: Path) -> None:
+    """Copies into `dest` (replacing it, whole or not at all) what resuming `run_dir` needs:
+    its config, and of every step its history, its model.h5 if finished and its latest
+    checkpoint (the whole training state, and the epochs and seconds the run's record
+    counts), but not its TensorBoard logs, its plots or older checkpoints."""
+    partial = dest.parent / f".{dest.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    shutil.copy(run_dir / "config.json", partial)
+    for checkpoints in sorted(run_dir.glob("**/checkpoints")):
+        step = checkpoints.parent
+        target = partial / step.relative_to(run_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("history.csv", "model.h5"):
+            if (step / name).exists():
+                shutil.copy(step / name, target / name)
+        latest = tf.train.latest_checkpoint(str(checkpoints))
+        if latest:
+            (target / "checkpoints").mkdir()
+            for file in checkpoints.glob(Path(latest).name + ".*"):
+                shutil.copy(file, target / "checkpoints" / file.name)
+            # the index `tf.train.latest_checkpoint` reads, naming that one alone
+            name = json.dumps(Path(latest).name)
+            (target / "checkpoints" / "checkpoint").write_text(f"model_checkpoint_path: {name}\nall_model_checkpoint_paths: {name}\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
+
+
+def unpack(pack_dir: Path, run_dir: Path, config: RunConfig) -> None:
+    """Restores a run folder from its pack (`pack`), replacing what a run stopped before its
+    config had left there. A teacher of the same name is `config`'s: the clone may lie
+    elsewhere than the one that packed it."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.copytree(pack_dir, run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    if saved.get("teacher") and config.teacher and Path(saved["teacher"]).name == Path(config.teacher).name:
+        training.write_json(run_dir / "config.json", {**saved, "teacher": config.teacher})
+
+
+def resume_dir(args, model, seed) -> Path:
+    return args.out / ".resume" / run_name(model, seed)
+
+
 def train_all(todo, args, command, runs=study_run, label="Study") -> None:
     """Trains and harvests into args.out every (model, seed) of `todo` that has no results
-    there yet; `runs(model, seed, args, command)` gives each one's config and run folder."""
+    there yet; `runs(model, seed, args, command)` gives each one's config and run folder.
+    A run folder missing but packed (`pack`) is restored first; a run stopped with
+    args.commit is packed and committed."""
     for model, seed in todo:
         if (args.out / run_name(model, seed) / "results.json").exists():
             continue
+        packed = resume_dir(args, model, seed)
+        config, run_dir = runs(model, seed, args, command)
+        if packed.exists() and not (run_dir / "config.json").exists():
+            unpack(packed, run_dir, config)
+            print(f"{model} seed {seed}: restored {run_dir} from {packed}", flush=True)
         try:
-            run_dir = train_run(*runs(model, seed, args, command))
+            run_dir = train_run(config, run_dir)
         except training.Interrupted as e:
+            if args.commit:
+                pack(run_dir, packed)
+                commit([packed], f"{label}: {model} seed {seed} stopped; its state to resume from")
             raise SystemExit(f"{model} seed {seed}: {e}; rerun the same command to resume") from None
         except KeyboardInterrupt:  # before its first epoch: nothing to checkpoint yet
             raise SystemExit(f"{model} seed {seed}: interrupted before training; rerun the same command to resume") from None
         record = harvest(model, seed, run_dir, args.out)
+        shutil.rmtree(packed, ignore_errors=True)
         line = f"{model} seed {seed}: {_pct(record['accuracy'])}% after {record['train_seconds'] / 60:.0f} min"
         print(line, flush=True)
         if args.commit:
-            commit(args.out / run_name(model, seed), f"{label}: {line}")
+            commit([args.out / run_name(model, seed), packed], f"{label}: {line}")
 
 
 def read_records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(out.glob("*-s*/results.json"))]
 
 
-def commit(folder: Path, message: str) -> None:
-    """Commits `folder` alone; a failure (another git command running) is only reported."""
+def commit(folders: list[Path], message: str) -> None:
+    """Commits `folders` alone, as they are now (removed ones included); a failure (another
+    git command running) is only reported."""
+    def tracked(folder):
+        return subprocess.run(["git", "ls-files", "--", str(folder)], capture_output=True, text=True).stdout.strip()
+
+    paths = [str(f) for f in folders if f.exists() or tracked(f)]  # git add refuses paths it never saw
     try:
-        subprocess.run(["git", "add", "--", str(folder)], check=True, capture_output=True)
-        subprocess.run(["git", "commit", "-q", "-m", message, "--", str(folder)], check=True, capture_output=True)
+        subprocess.run(["git", "add", "-A", "--", *paths], check=True, capture_output=True)
+        subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], check=True, capture_output=True)
     except subprocess.CalledProcessError as e:
-        print(f"not committed ({e.stderr.decode().strip()}); commit {folder} by hand", flush=True)
+        print(f"not committed ({e.stderr.decode().strip()}); commit {' '.join(paths)} by hand", flush=True)
 
 
 # -- the report -----------------------------------------------------------------------------

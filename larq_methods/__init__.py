@@ -8,6 +8,10 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow turns its oneDNN kernels on by itself only on some Intel CPUs; elsewhere (AMD
+# EPYC here) they train 1.4-1.9x as fast as its own, as deterministically
+# (benchmarks/results/onednn.md). Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's choice.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import tensorflow as tf  # noqa: E402
 

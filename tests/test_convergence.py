@@ -65,12 +65,14 @@ def test_finished_runs_are_skipped_and_the_rest_trained(convergence, study_dirs,
     monkeypatch.setattr(convergence.study, "train_run", lambda config, run_dir: trained.append((config.model, config.recipe.epochs, run_dir)) or run_dir)
     monkeypatch.setattr(convergence.study, "harvest", lambda model, seed, run_dir, out: {"accuracy": 0.9, "train_seconds": 60.0})
     committed = []
-    monkeypatch.setattr(convergence.study, "commit", lambda folder, message: committed.append((folder, message)))
+    monkeypatch.setattr(convergence.study, "commit", lambda folders, message: committed.append((folders, message)))
     args = SimpleNamespace(commit=True, seed=0, epochs=10)
     convergence.train_all(["reactnet-a", "reactnet-18"], args, "python benchmarks/convergence.py")
     assert trained == [("reactnet-18", 10, study_dirs / "runs" / "e10" / "reactnet-18-s0")]
+    out = study_dirs / "convergence" / "e10"
+    # the finished run, and the removal of its resume pack, if one was committed
     assert committed == [
-        (study_dirs / "convergence" / "e10" / "reactnet-18-s0", "Convergence at 10 epochs per step: reactnet-18 seed 0: 90.00% after 1 min")
+        ([out / "reactnet-18-s0", out / ".resume" / "reactnet-18-s0"], "Convergence at 10 epochs per step: reactnet-18 seed 0: 90.00% after 1 min")
     ]
 
 

@@ -142,6 +142,22 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
     assert "rebuilt its teacher" in printed and "float-resnet18 seed 0" not in printed
     again = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
     assert {k: v for k, v in again.items() if k != "train_seconds"} == {k: v for k, v in record.items() if k != "train_seconds"}
+    capsys.readouterr()
+
+    # a run stopped in step 2 and packed (what --commit keeps of it), on a fresh clone: the
+    # rerun restores it from the pack, resumes it, finishes as before and drops the pack
+    for name in ("model.h5", "results.json", "step2/model.h5"):
+        (work / "reactnet-18-s0" / name).unlink()
+    study.pack(work / "reactnet-18-s0", out / ".resume" / "reactnet-18-s0")
+    shutil.rmtree(work)
+    shutil.rmtree(out / "reactnet-18-s0")
+    study.main(argv)
+    printed = capsys.readouterr().out
+    assert "restored" in printed and "Resuming reactnet-18" in printed and not (out / ".resume" / "reactnet-18-s0").exists()
+    again = json.loads((out / "reactnet-18-s0" / "results.json").read_text())
+    assert {k: v for k, v in again.items() if k not in ("train_seconds", "date")} == {
+        k: v for k, v in record.items() if k not in ("train_seconds", "date")
+    }
 
     # --publish ships the finished runs' packed weights, trains nothing, and registers the
     # accuracy that `lqm evaluate NAME` then measures
@@ -333,3 +349,73 @@ def test_the_shipped_table_reads_the_study_dataset_alone(study, tmp_path, monkey
     rows = study.shipped_table().splitlines()
     assert rows[2] == "| `reactnet-18` | 1 | 2 x 10 | 90.00% | - |  | 0.50 | yes |" and len([r for r in rows if r.startswith("| `")]) == 1
     assert "Gap:" in study.shipped_table()
+
+
+def test_a_pack_holds_what_resuming_needs_and_unpacks_with_this_clones_teacher(study, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.chdir(tmp_path)  # relative folders, as the study's are
+    run = study.Path("runs/reactnet-a-s1")
+    config = {"version": 1, "teacher": "/elsewhere/runs/study15/float-mobilenet-s0", "seed": 1, "info": {"x": 1}}
+    (run / "step1" / "logs" / "train").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "step1" / "logs" / "train" / "events").write_text("tensorboard")
+    for name, text in (("history.csv", "epoch\n0\n1\n"), ("model.h5", "weights"), ("curves.png", "png")):
+        (run / "step1" / name).write_text(text)
+    (run / "step2").mkdir()
+    (run / "step2" / "history.csv").write_text("epoch\n")
+    value = tf.Variable(0.0)
+    for step, saves in (("step1", (1.0, 2.0)), ("step2", (3.0,))):
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=value), str(run / step / "checkpoints"), max_to_keep=2)
+        for v in saves:
+            value.assign(v)
+            manager.save()
+    dest = study.Path("results/.resume/reactnet-a-s1")
+    (dest / "stale").mkdir(parents=True)  # an older pack is replaced whole
+    study.pack(run, dest)
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert files == [
+        "config.json",
+        "step1/checkpoints/checkpoint", "step1/checkpoints/ckpt-2.data-00000-of-00001", "step1/checkpoints/ckpt-2.index",
+        "step1/history.csv", "step1/model.h5",
+        "step2/checkpoints/checkpoint", "step2/checkpoints/ckpt-1.data-00000-of-00001", "step2/checkpoints/ckpt-1.index",
+        "step2/history.csv",
+    ]  # fmt: skip
+    assert not list(dest.parent.glob(".*partial"))
+    latest = tf.train.latest_checkpoint(str(dest / "step1" / "checkpoints"))
+    assert latest == str(dest / "step1" / "checkpoints" / "ckpt-2") and tf.train.load_variable(latest, "v/.ATTRIBUTES/VARIABLE_VALUE") == 2.0
+
+    here = study.RunConfig.__new__(study.RunConfig)
+    object.__setattr__(here, "teacher", "/work/main/runs/study15/float-mobilenet-s0")
+    restored = tmp_path / "clone" / "runs" / "reactnet-a-s1"
+    restored.mkdir(parents=True)
+    (restored / "half-made").write_text("")  # a run stopped before its config: replaced
+    study.unpack(dest, restored, here)
+    assert json.loads((restored / "config.json").read_text()) == {**config, "teacher": here.teacher}
+    assert (restored / "step1" / "model.h5").read_text() == "weights" and not (restored / "half-made").exists()
+    assert tf.train.latest_checkpoint(str(restored / "step2" / "checkpoints")).endswith("ckpt-1")
+
+
+def test_commit_takes_new_and_removed_folders_and_skips_ones_git_never_saw(study, tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "kept").write_text("")
+    git("add", "kept")
+    git("commit", "-q", "-m", "start")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "x").mkdir(parents=True)
+    (tmp_path / "a" / "x" / "f").write_text("1")
+    study.commit([study.Path("a/x"), study.Path("never")], "add a/x")
+    assert git("ls-files") == "a/x/f\nkept\n"
+    study.shutil.rmtree(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f").write_text("2")
+    study.commit([study.Path("b"), study.Path("a/x")], "b in, a/x out")
+    assert git("ls-files") == "b/f\nkept\n" and git("status", "--porcelain") == ""
+    assert git("log", "--format=%s") == "b in, a/x out\nadd a/x\nstart\n"
