@@ -30,12 +30,19 @@ SETTINGS = {
     "reactnet-18, alpha 0.25, 28x28x1, batch 128": ("reactnet-18", 0.25, 28, 1, 128),
     "reactnet-18, alpha 1.0, 112x112x3, batch 32": ("reactnet-18", 1.0, 112, 3, 32),
 }
-ONEDNN_SETTINGS = {**SETTINGS, "reactnet-a, alpha 0.25, 28x28x1, batch 128": ("reactnet-a", 0.25, 28, 1, 128)}
-# switch: (its two sides' labels, what each side sets, the table's file)
+# switch: what it is, its settings, its two sides as (label, op determinism, environment), the table's file
 SWITCHES = {
-    "determinism": (("default", "deterministic"), ({}, {}), "determinism.md"),
-    "onednn": (("oneDNN off", "oneDNN on"), ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_ENABLE_ONEDNN_OPTS": "1"}), "onednn.md"),
-}
+    "determinism": (
+        "TensorFlow op determinism off and on", SETTINGS,
+        (("default", False, {}), ("deterministic", True, {})), "determinism.md",
+    ),
+    "onednn": (
+        "TensorFlow's oneDNN kernels off and on (op determinism on)",
+        {**SETTINGS, "reactnet-a, alpha 0.25, 28x28x1, batch 128": ("reactnet-a", 0.25, 28, 1, 128)},
+        (("oneDNN off", True, {"TF_ENABLE_ONEDNN_OPTS": "0"}), ("oneDNN on", True, {"TF_ENABLE_ONEDNN_OPTS": "1"})),
+        "onednn.md",
+    ),
+}  # fmt: skip
 
 CHILD = """
 import sys, time, json, hashlib
@@ -98,17 +105,16 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
-    labels, envs, filename = SWITCHES[args.switch]
-    settings = ONEDNN_SETTINGS if args.switch == "onednn" else SETTINGS
+    what, settings, sides, filename = SWITCHES[args.switch]
+    labels = [label for label, _, _ in sides]
     results = {(name, side): [] for name in settings for side in (0, 1)}
     for round_ in range(args.rounds):
         for name, setting in settings.items():
             for side in (0, 1) if round_ % 2 == 0 else (1, 0):
-                deterministic = side == 1 if args.switch == "determinism" else True
-                results[name, side].append(train_steps(setting, deterministic, envs[side], args.steps, args.warmup))
+                _, deterministic, env = sides[side]
+                results[name, side].append(train_steps(setting, deterministic, env, args.steps, args.warmup))
                 print(f"round {round_ + 1}, {name}, {labels[side]}: {results[name, side][-1]['seconds']:.4f} s/step", flush=True)
     command = shlex.join(["python", "benchmarks/determinism.py", *sys.argv[1:]])
-    what = "TensorFlow op determinism off and on" if args.switch == "determinism" else "TensorFlow's oneDNN kernels off and on (op determinism on)"
     text = (
         f"Training steps with {what}, medians of {args.rounds} interleaved rounds of {args.steps} "
         f"steps after {args.warmup}, each in a fresh process, on this machine ({cpu_name()}, "

@@ -43,6 +43,7 @@ its widest stage 2): its row trains FTBNN's other parts with groups=1 and says s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import fnmatch
@@ -293,19 +294,26 @@ def harvest(model, seed, run_dir: Path, out: Path) -> dict:
         "code": CODE,
         "date": datetime.date.today().isoformat(),
     }
-    final = out / run_name(model, seed)
-    partial = out / f".{final.name}.partial"
+    with written_whole(out / run_name(model, seed)) as partial:
+        shutil.copy(run_dir / "config.json", partial / "config.json")
+        for name in steps:
+            shutil.copy(run_dir / name / "history.csv", partial / (f"{name}-history.csv" if name else "history.csv"))
+        pretrained.save_packed(saving.load_model(run_dir / "model.h5"), partial / "model.npz")
+        tf.keras.backend.clear_session()
+        training.write_json(partial / "results.json", record)  # last: its presence means whole
+    return record
+
+
+@contextlib.contextmanager
+def written_whole(final: Path):
+    """Yields an empty temporary folder beside `final`, renamed to `final` (replacing what
+    is there, a half-written one included) once the block has filled it."""
+    partial = final.parent / f".{final.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    shutil.copy(run_dir / "config.json", partial / "config.json")
-    for name in steps:
-        shutil.copy(run_dir / name / "history.csv", partial / (f"{name}-history.csv" if name else "history.csv"))
-    pretrained.save_packed(saving.load_model(run_dir / "model.h5"), partial / "model.npz")
-    tf.keras.backend.clear_session()
-    training.write_json(partial / "results.json", record)  # last: its presence means whole
-    shutil.rmtree(final, ignore_errors=True)  # half-written (no results.json)
+    yield partial
+    shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
-    return record
 
 
 def pack(run_dir: Path, dest: Path) -> None:
@@ -313,27 +321,23 @@ def pack(run_dir: Path, dest: Path) -> None:
     its config, and of every step its history, its model.h5 if finished and its latest
     checkpoint (the whole training state, and the epochs and seconds the run's record
     counts), but not its TensorBoard logs, its plots or older checkpoints."""
-    partial = dest.parent / f".{dest.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    shutil.copy(run_dir / "config.json", partial)
-    for checkpoints in sorted(run_dir.glob("**/checkpoints")):
-        step = checkpoints.parent
-        target = partial / step.relative_to(run_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("history.csv", "model.h5"):
-            if (step / name).exists():
-                shutil.copy(step / name, target / name)
-        latest = tf.train.latest_checkpoint(str(checkpoints))
-        if latest:
-            (target / "checkpoints").mkdir()
-            for file in checkpoints.glob(Path(latest).name + ".*"):
-                shutil.copy(file, target / "checkpoints" / file.name)
-            # the index `tf.train.latest_checkpoint` reads, naming that one alone
-            name = json.dumps(Path(latest).name)
-            (target / "checkpoints" / "checkpoint").write_text(f"model_checkpoint_path: {name}\nall_model_checkpoint_paths: {name}\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    partial.rename(dest)
+    with written_whole(dest) as partial:
+        shutil.copy(run_dir / "config.json", partial)
+        for checkpoints in sorted(run_dir.glob("**/checkpoints")):
+            step = checkpoints.parent
+            target = partial / step.relative_to(run_dir)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("history.csv", "model.h5"):
+                if (step / name).exists():
+                    shutil.copy(step / name, target / name)
+            latest = tf.train.latest_checkpoint(str(checkpoints))
+            if latest:
+                (target / "checkpoints").mkdir()
+                for file in checkpoints.glob(Path(latest).name + ".*"):
+                    shutil.copy(file, target / "checkpoints" / file.name)
+                # the index `tf.train.latest_checkpoint` reads, naming that one alone
+                name = json.dumps(Path(latest).name)
+                (target / "checkpoints" / "checkpoint").write_text(f"model_checkpoint_path: {name}\nall_model_checkpoint_paths: {name}\n")
 
 
 def unpack(pack_dir: Path, run_dir: Path, config: RunConfig) -> None:
@@ -360,11 +364,11 @@ def train_all(todo, args, command, runs=study_run, label="Study") -> None:
         if (args.out / run_name(model, seed) / "results.json").exists():
             continue
         packed = resume_dir(args, model, seed)
-        config, run_dir = runs(model, seed, args, command)
-        if packed.exists() and not (run_dir / "config.json").exists():
-            unpack(packed, run_dir, config)
-            print(f"{model} seed {seed}: restored {run_dir} from {packed}", flush=True)
         try:
+            config, run_dir = runs(model, seed, args, command)
+            if packed.exists() and not (run_dir / "config.json").exists():
+                unpack(packed, run_dir, config)
+                print(f"{model} seed {seed}: restored {run_dir} from {packed}", flush=True)
             run_dir = train_run(config, run_dir)
         except training.Interrupted as e:
             if args.commit:
