@@ -26,8 +26,9 @@ finished run's commit removes it.
 Writes OUT.md (mean and spread per model, gain over the family's baseline per seed, float
 twin, gap, training time, the last epochs) and OUT.png (test accuracy per epoch) beside OUT,
 and rewrites the shipped weights' section of every report there (`refresh_shipped`);
-`--report` only writes them, and `--readme` also puts its table and the shipped weights' in
-README.md (`fill_readme`). `--publish` only ships the best finished seed of every model from
+`--report` only writes them, and `--readme` also puts its table, the shipped weights' and
+the study's result (`result_table`: each shipped model's row from the study that ships it)
+in README.md (`fill_readme`). `--publish` only ships the best finished seed of every model from
 OUT into zoo/weights/ with its registry entry (`ship`), which names that run (`recipe.run`);
 it keeps a shipped model trained with more epochs per step (a longer study's).
 
@@ -410,11 +411,14 @@ def _pct(x):
     return f"{100 * x:.2f}"
 
 
-def table(records, models) -> str:
+def table(records, models, precise: bool | None = None, schedule: bool = False) -> str:
+    """One row per model of `records` (one study's): the PreciseBN column where any run has
+    it (or as `precise` says), and with `schedule` its steps x epochs per step."""
     by_model = {m: sorted((r for r in records if r["model"] == m), key=lambda r: r["seed"]) for m in models}
-    precise = any("curve_precise_bn" in r for r in records)
+    precise = any("curve_precise_bn" in r for r in records) if precise is None else precise
     columns = [
-        "model", "follows", "seeds", "test accuracy, mean", "spread (min-max)", "gain over baseline, per seed",
+        "model", "follows", *(["steps x epochs"] if schedule else []), "seeds", "test accuracy, mean",
+        "spread (min-max)", "gain over baseline, per seed",
         "float twin", "gap to twin", "train min per seed", "last epochs (seed mean)",
         *(["last epochs, PreciseBN (seed mean)"] if precise else []), "note",
     ]  # fmt: skip
@@ -443,7 +447,9 @@ def table(records, models) -> str:
         measured = [r["curve_precise_bn"] for r in runs if "curve_precise_bn" in r]
         last_precise = [statistics.mean(c[-k] for c in measured) for k in range(n, 0, -1)] if len(measured) == len(runs) else []
         rows.append(
-            f"| `{model}` | {zoo.get_entry(model).follows} | {', '.join(str(r['seed']) for r in runs)} | {_pct(mean)}% | "
+            f"| `{model}` | {zoo.get_entry(model).follows} | "
+            + (f"{runs[0]['steps']} x {runs[0]['epochs_per_step']} | " if schedule else "")
+            + f"{', '.join(str(r['seed']) for r in runs)} | {_pct(mean)}% | "
             f"{_pct(min(accs))}-{_pct(max(accs))} | {gain} | "
             f"{_pct(twin_acc) + '%' if twin_acc is not None else ('-' if twin is None else 'not yet')} | "
             f"{f'{100 * (mean - twin_acc):+.2f}' if twin_acc is not None else ''} | "
@@ -498,6 +504,25 @@ def shipped_table() -> str:
             f"and within {100 * TWIN_GAP:.1f} point of its float twin is {'met' if met else '**not met**'}."
         )
     return "\n".join(rows) + "\n"
+
+
+def result_table() -> str:
+    """The study's result, which the README leads with: one row per shipped model, from the
+    study whose run it ships (`recipe.run`'s folder, its longest finished schedule), with
+    that study's seeds and the gain over that study's baseline, family by family, twin first."""
+    studies = {}
+    for name, weights in _shipped().items():
+        if "run" in weights.recipe:
+            studies.setdefault(ROOT / Path(weights.recipe["run"]).parent, []).append(name)
+    header, rows = [], {}
+    for out, names in studies.items():
+        records = read_records(out)
+        for name in names:
+            lines = table(records, [name], precise=True, schedule=True).splitlines()
+            header, rows[name] = lines[:2], lines[2:]
+    order = [m for family in (*FAMILIES.values(), *EXTRAS.values()) for m in (recipes.float_twin(family[0]), *family)]
+    order += [m for m in rows if m not in order]
+    return "\n".join(header + [row for m in order for row in rows.get(m, [])]) + "\n" if header else ""
 
 
 def plot(records, models, png: Path) -> None:
@@ -564,7 +589,7 @@ def report(args, models, extras, command) -> str:
     if records:
         plot(records, order, args.out.parent / f"{args.out.name}.png")
     if args.readme:
-        fill_readme({f"{args.out.name} table": results, "shipped": shipped})
+        fill_readme({f"{args.out.name} table": results, "shipped": shipped, "result": result_table()})
     return markdown
 
 

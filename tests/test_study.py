@@ -219,7 +219,7 @@ def test_study_skips_finished_runs_redoes_half_written_ones_and_resumes_then_shi
 
 def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypatch):
     results, readme = tmp_path / "results", tmp_path / "README.md"
-    readme.write_text("<!-- study table -->\nfirst study\n<!-- /study table -->\n<!-- study10 table -->\n<!-- /study10 table -->\n<!-- shipped -->\n<!-- /shipped -->\n")
+    readme.write_text("<!-- study table -->\nfirst study\n<!-- /study table -->\n<!-- study10 table -->\n<!-- /study10 table -->\n<!-- shipped -->\n<!-- /shipped -->\n<!-- result -->\n<!-- /result -->\n")
     monkeypatch.setattr(study, "README", readme)
     # another study's report beside it, its shipped section stale; and a report of something else
     results.mkdir()
@@ -235,7 +235,7 @@ def test_a_study_of_other_results_keeps_its_own_report(study, tmp_path, monkeypa
     assert (results / "costs.md").read_text() == "| model | costs |\n"
     filled = readme.read_text()
     assert "first study" in filled and "<!-- study10 table -->\n| model | follows |" in filled
-    assert filled.split("<!-- shipped -->\n")[1] == study.shipped_table().strip("\n") + "\n<!-- /shipped -->\n"
+    assert filled.split("<!-- shipped -->\n")[1] == study.shipped_table().strip("\n") + "\n<!-- /shipped -->\n<!-- result -->\n" + study.result_table() + "<!-- /result -->\n"
 
 
 def test_the_table_adds_the_precise_bn_curve_where_every_seed_has_it(study):
@@ -329,6 +329,43 @@ def test_the_readme_tables_are_the_reports_and_the_registry(study):
         assert block(f"{name} table") == table + "\n"
         assert report.endswith(study.SHIPPED_HEADING + study.shipped_table())  # no report's shipped section is stale
     assert block("shipped") == study.shipped_table().strip("\n") + "\n"
+    assert block("result") == study.result_table()
+
+
+def test_the_result_has_each_shipped_model_from_the_study_that_ships_it(study, tmp_path, monkeypatch):
+    """One row per shipped model, from its run's study, twins first in each family; gains
+    against that study's baseline; a model whose study has no results has no row."""
+    from zoo import pretrained
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", tmp_path / "registry.json")
+    assert study.result_table() == ""  # nothing ships
+    registry = []
+    for model, seed, steps, epochs, accuracy, folder in [
+        ("reactnet-18", 0, 2, 10, 0.9000, "s10"), ("reactnet-18", 1, 2, 10, 0.9100, "s10"),
+        ("insta-resnet18", 0, 2, 10, 0.9050, "s10"), ("insta-resnet18", 1, 2, 10, 0.9200, "s10"),
+        ("reactnet-18", 0, 2, 5, 0.8000, "s5"), ("insta-resnet18", 0, 2, 5, 0.8500, "s5"),  # a shorter study's
+        ("float-resnet18", 0, 1, 20, 0.9300, "s10"), ("reactnet-a", 0, 2, 15, 0.8800, "s15"),
+    ]:  # fmt: skip
+        run = tmp_path / folder / f"{model}-s{seed}"
+        run.mkdir(parents=True)
+        family = "reactnet-a" if model == "reactnet-a" else "reactnet-18"
+        (run / "results.json").write_text(json.dumps({
+            "model": model, "seed": seed, "family": family, "accuracy": accuracy, "curve": [accuracy - 0.01, accuracy],
+            "train_seconds": 600.0, "steps": steps, "epochs_per_step": epochs, "note": "",
+        }))  # fmt: skip
+    for model, seed, folder in [("insta-resnet18", 1, "s10"), ("float-resnet18", 0, "s10"), ("reactnet-18", 1, "s10"), ("reactnet-a", 0, "s15"), ("dybnn-resnet18", 0, "gone")]:
+        (tmp_path / f"{model}.npz").write_bytes(b"x")
+        registry.append({"model": model, "dataset": "fashion_mnist", "file": f"{model}.npz", "sha256": "0" * 64, "accuracy": 0.9,
+                         "recipe": {"seed": seed, "run": str(tmp_path / folder / f"{model}-s{seed}")}, "date": "2026-12-02",
+                         "alpha": 0.25, "input_shape": [28, 28, 1], "num_classes": 10})  # fmt: skip
+    pretrained.REGISTRY_FILE.write_text(json.dumps(registry))
+    rows = study.result_table().splitlines()
+    assert rows[0].startswith("| model | follows | steps x epochs | seeds | test accuracy, mean |") and rows[0].endswith("| last epochs, PreciseBN (seed mean) | note |")
+    assert [row.split("`")[1] for row in rows[2:]] == ["float-resnet18", "reactnet-18", "insta-resnet18", "reactnet-a"]
+    assert rows[2].startswith("| `float-resnet18` | ours | 1 x 20 | 0 | 93.00% |")
+    assert rows[4].startswith("| `insta-resnet18` | paper | 2 x 10 | 0, 1 | 91.25% | 90.50-92.00 | +0.75 (+0.50, +1.00) | 93.00% | -1.75 |")
+    assert rows[5].startswith("| `reactnet-a` | code | 2 x 15 | 0 | 88.00% | 88.00-88.00 | baseline | not yet |")
 
 
 def test_the_shipped_table_reads_the_study_dataset_alone(study, tmp_path, monkeypatch):
