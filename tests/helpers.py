@@ -23,6 +23,24 @@ def perturb(model, seed=0, stddev=0.1):
     return benchmark.perturb(model, seed=seed, stddev=stddev)
 
 
+def sign_margins(model, inputs):
+    """Per example, how near any RSign's input comes to its threshold: min |x - a_c|.
+
+    Keras and LCE round differently (LCE folds BatchNorm into the binary convolution's
+    output transform), so a sign input nearer its threshold than the two runtimes' difference
+    there may legitimately flip, and with it the example's outputs."""
+    import tensorflow as tf
+
+    from larq_methods.layers import RSign
+
+    signs = [layer for layer in model.layers if isinstance(layer, RSign)]
+    values = tf.keras.Model(model.inputs, [layer.input for layer in signs]).predict(inputs, verbose=0)
+    return np.min(
+        [np.abs(v - layer.threshold.numpy()).reshape(len(inputs), -1).min(axis=1) for layer, v in zip(signs, values)],
+        axis=0,
+    )
+
+
 def mini_model(method=None, *, shape=(8, 8, 1), classes=4, filters=32):
     """A small network with one binary block of `method` (default ReActNet's): real stem,
     sign -> binary 3x3 conv -> BN, shortcut, activation, pooling and a real classifier.

@@ -8,7 +8,7 @@ import tensorflow as tf
 import zoo
 from larq_methods import convert
 from larq_methods.layers import RPReLU, RSign
-from tests.helpers import mini_model, perturb
+from tests.helpers import mini_model, perturb, sign_margins
 
 
 def _inputs(n=16, shape=(28, 28, 1), seed=0):
@@ -92,7 +92,10 @@ def test_low_agreement_is_refused():
 def test_tflite_with_the_scaling_inside_agrees_with_keras_on_raw_pixels():
     model = perturb(zoo.create_model("reactnet-18", input_shape=(28, 28, 1), alpha=0.25, num_classes=10), stddev=0.05)
     pixels = np.random.default_rng(1).integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
-    flatbuffer, report = convert.convert_and_verify(model, pixels / 127.5 - 1, min_agreement=1.0)
+    # One example in 16 may flip (measured on an AVX-512 Xeon: example 14, whose block-13
+    # sign input lies 5.2e-7 from its threshold where Keras and LCE differ by up to 7.6e-6);
+    # below, every disagreement must be such a near-threshold example.
+    flatbuffer, report = convert.convert_and_verify(model, pixels / 127.5 - 1, min_agreement=15 / 16)
     ops = convert.inventory(flatbuffer)
     # the scaling x / 127.5 - 1 is the first two operators, in float on the input image
     assert [op.type for op in ops[:2]] == ["MUL", "ADD"] and ops[0].input_shapes[0] == (1, 28, 28, 1)
@@ -100,7 +103,8 @@ def test_tflite_with_the_scaling_inside_agrees_with_keras_on_raw_pixels():
     lite = convert.TFLiteModel(flatbuffer)
     assert lite.raw and lite.input_shape == (1, 28, 28, 1)
     actual = lite.runner.predict(pixels)  # 0-255 pixels, as an app feeds them
-    np.testing.assert_array_equal(expected.argmax(-1), actual.argmax(-1))
+    flipped = expected.argmax(-1) != actual.argmax(-1)
+    assert (sign_margins(model, pixels / 127.5 - 1)[flipped] < 1e-5).all()
     assert np.mean(np.abs(expected - actual).max(axis=1) <= 1e-4) >= 0.75  # agrees to rounding
     # TFLiteModel takes [-1, 1] images, like the Keras model, and scales them back itself
     np.testing.assert_allclose(lite.predict(pixels / 127.5 - 1), actual, atol=1e-5)
