@@ -56,6 +56,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,18 +391,29 @@ def read_records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(out.glob("*-s*/results.json"))]
 
 
+# how often, and how many seconds apart, `commit` tries again while another git command
+# holds the index (a second study process committing, say)
+COMMIT_TRIES, COMMIT_WAIT = 10, 3.0
+
+
 def commit(folders: list[Path], message: str) -> None:
-    """Commits `folders` alone, as they are now (removed ones included); a failure (another
-    git command running) is only reported."""
+    """Commits `folders` alone, as they are now (removed ones included), waiting for another
+    git command's index lock to go; any other failure is only reported."""
     def tracked(folder):
         return subprocess.run(["git", "ls-files", "--", str(folder)], capture_output=True, text=True).stdout.strip()
 
     paths = [str(f) for f in folders if f.exists() or tracked(f)]  # git add refuses paths it never saw
-    try:
-        subprocess.run(["git", "add", "-A", "--", *paths], check=True, capture_output=True)
-        subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], check=True, capture_output=True)
-    except subprocess.CalledProcessError as e:
-        print(f"not committed ({e.stderr.decode().strip()}); commit {' '.join(paths)} by hand", flush=True)
+    for attempt in range(COMMIT_TRIES):
+        try:
+            subprocess.run(["git", "add", "-A", "--", *paths], check=True, capture_output=True)
+            subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], check=True, capture_output=True)
+            return
+        except subprocess.CalledProcessError as e:
+            error = e.stderr.decode().strip()
+            if "index.lock" not in error or attempt + 1 == COMMIT_TRIES:
+                print(f"not committed ({error}); commit {' '.join(paths)} by hand", flush=True)
+                return
+            time.sleep(COMMIT_WAIT)
 
 
 # -- the report -----------------------------------------------------------------------------

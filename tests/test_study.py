@@ -456,3 +456,30 @@ def test_commit_takes_new_and_removed_folders_and_skips_ones_git_never_saw(study
     study.commit([study.Path("b"), study.Path("a/x")], "b in, a/x out")
     assert git("ls-files") == "b/f\nkept\n" and git("status", "--porcelain") == ""
     assert git("log", "--format=%s") == "b in, a/x out\nadd a/x\nstart\n"
+
+
+def test_commit_waits_for_another_git_commands_index_lock(study, tmp_path, monkeypatch, capsys):
+    import subprocess
+    import threading
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "COMMIT_WAIT", 0.2)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("1")
+    lock = tmp_path / ".git" / "index.lock"
+    lock.write_text("")  # another study process in the middle of its commit
+    threading.Timer(0.5, lock.unlink).start()
+    study.commit([study.Path("a")], "add a")
+    assert git("log", "--format=%s") == "add a\n" and capsys.readouterr().out == ""
+    # a lock that stays is reported after the last try, and nothing is committed
+    lock.write_text("")
+    (tmp_path / "a" / "f").write_text("2")
+    monkeypatch.setattr(study, "COMMIT_TRIES", 2)
+    study.commit([study.Path("a")], "change a")
+    assert "not committed" in capsys.readouterr().out and git("log", "--format=%s") == "add a\n"
