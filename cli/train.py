@@ -74,26 +74,16 @@ def _absolute(spec):
 RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "precise_bn")
 
 
-def _recipe(o: dict, data_config):
-    """(recipe, teacher, teacher_recipe): the --recipe preset for the model and dataset with
-    the options given replacing its parts, and the teacher (the paper recipe's float twin
-    unless --teacher says otherwise; trained first when no pretrained weights fit)."""
-    model, name = o["model_name"], o["recipe"]
-    dataset = data_config.dataset
-    if name == "paper" and o["epochs"] is None and dataset not in recipes.EPOCHS:
-        num_examples = data_config.load(data_config.train_split, o["seed"]).num_examples
-    else:
-        num_examples = 0  # not needed: the dataset's epochs are known or given
-    recipe = recipes.resolve(name, model, dataset, num_examples)
+def _recipe(o: dict, data_config) -> recipes.Plan:
+    """The --recipe preset for the model and dataset, the options given replacing its
+    parts, and its teacher (`zoo.recipes.plan` decides)."""
     given = {k: o[k] for k in RECIPE_PARTS if o[k] is not None}
     precision = training.mixed_policy() if o["mixed_precision"] else "float32"
-    recipe = dataclasses.replace(recipe, **given, jit_compile=o["xla"], precision=precision)
-    teacher = o["teacher"]
-    if teacher is not None and teacher.lower() == "none":
-        return recipe, None, None
-    if teacher is None and name == "paper" and recipes.float_twin(model):
-        return recipe, recipes.float_twin(model), recipes.teacher_recipe(recipe)
-    return recipe, teacher, None
+    return recipes.plan(
+        o["model_name"], data_config.dataset,
+        lambda: data_config.load(data_config.train_split, o["seed"]).num_examples,
+        recipe=o["recipe"], teacher=o["teacher"], **given, jit_compile=o["xla"], precision=precision,
+    )  # fmt: skip
 
 
 def _config(o: dict, data_dir) -> lqrun.RunConfig:
@@ -112,16 +102,16 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
         validation_split=o.get("validation_split"),
         skip_bad_images=bool(o.get("skip_bad_images")),
     )
-    recipe, teacher, teacher_recipe = _recipe(o, data_config)
+    plan = _recipe(o, data_config)
     return lqrun.RunConfig(
         model=o["model_name"],
         method=method,
-        recipe=recipe,
+        recipe=plan.recipe,
         data=data_config,
         alpha=o["alpha"],
         seed=o["seed"],
-        teacher=_absolute(teacher),
-        teacher_recipe=teacher_recipe,
+        teacher=_absolute(plan.teacher),
+        teacher_recipe=plan.teacher_recipe,
         init=_absolute(o["init"]),
         strategy=o["strategy"],
         deterministic=o["deterministic"],

@@ -26,7 +26,10 @@ batch 128, Adam 1e-3, no teacher unless one is given.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from larq_methods import training
 from zoo.registry import get_entry
@@ -111,3 +114,44 @@ def resolve(name: str, model: str, dataset: str, num_examples: int) -> training.
     if name in training.RECIPES:
         return training.Recipe(recipe=name)
     raise training.TrainingError(f"recipe must be one of {', '.join(RECIPE_PRESETS)}; got {name!r}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run trains with: the recipe, the teacher (a model file, run folder or
+    registered name; None for none) and, where the teacher is a registered name whose
+    pretrained weights may not fit, the recipe that trains it first."""
+
+    recipe: training.Recipe
+    teacher: str | None = None
+    teacher_recipe: training.Recipe | None = None
+
+
+def plan(
+    model: str,
+    dataset: str,
+    num_examples: int | Callable[[], int],
+    *,
+    recipe: str = DEFAULT_RECIPE,
+    teacher: str | None = None,
+    **changes,
+) -> Plan:
+    """The recipe preset `recipe` for `model` on `dataset`, with `changes` (fields of
+    `training.Recipe`, such as `epochs=3`) replacing its parts, and its teacher: the one
+    given, none for "none", or by default the paper recipe's float twin, trained first
+    with `teacher_recipe` of the final recipe unless its pretrained weights fit.
+
+    Every caller (`lqm train`, `lqm compare`, the benchmarks, library users) gets its
+    recipe here. `num_examples` (the training images, or a function that counts them) is
+    read only where the paper recipe scales its epochs to the dataset."""
+    if recipe == "paper" and changes.get("epochs") is None and dataset not in EPOCHS:
+        num_examples = num_examples() if callable(num_examples) else num_examples
+    else:
+        num_examples = 0  # not needed: the dataset's epochs are known or given
+    chosen = resolve(recipe, model, dataset, num_examples)
+    chosen = dataclasses.replace(chosen, **{k: v for k, v in changes.items() if v is not None})
+    if teacher is not None and teacher.lower() == "none":
+        return Plan(chosen)
+    if teacher is None and recipe == "paper" and float_twin(model):
+        return Plan(chosen, float_twin(model), teacher_recipe(chosen))
+    return Plan(chosen, teacher)
