@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 
 import leaderboard  # noqa: E402
-from larq_methods import data, gaaf  # noqa: E402
+from larq_methods.methods import gaaf  # noqa: E402
 from larq_methods.method import Method  # noqa: E402
 from zoo.run import run_name  # noqa: E402
 from zoo.search import proxy_config, proxy_fitness  # noqa: E402

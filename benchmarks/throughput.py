@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
 import larq_methods  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import larq as lq  # noqa: E402,I001
 import numpy as np  # noqa: E402
@@ -85,16 +86,21 @@ def code_before_issue_12():
     binary convolutions padded with ones by larq (a padded copy of every input) and grouped
     through tf-keras' XLA-compiled op, INSTA's third moment differentiated automatically."""
     from larq_methods import layers
+    from larq_methods.methods import dybnn, insta, plain, reactnet
 
-    sign, terms, conv, cube = layers.approx_sign, layers._HyperFunction.dynamic_terms, layers.BinaryConv2D.call, layers.mean_cube
-    layers.approx_sign = lq.quantizers.approx_sign
-    layers._HyperFunction.dynamic_terms = lambda self, x, training=None: terms(self, x, training=False)
+    signed = (reactnet, insta, dybnn, plain)  # the modules whose signs call approx_sign
+    sign, terms, conv, cube = reactnet.approx_sign, dybnn._HyperFunction.dynamic_terms, layers.BinaryConv2D.call, insta.mean_cube
+    for module in signed:
+        module.approx_sign = lq.quantizers.approx_sign
+    dybnn._HyperFunction.dynamic_terms = lambda self, x, training=None: terms(self, x, training=False)
     layers.BinaryConv2D.call = lambda self, inputs, training=None: lq.layers.QuantConv2D.call(self, inputs)
-    layers.mean_cube = lambda x: tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)
+    insta.mean_cube = lambda x: tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)
     try:
         yield
     finally:
-        layers.approx_sign, layers._HyperFunction.dynamic_terms, layers.BinaryConv2D.call, layers.mean_cube = sign, terms, conv, cube
+        for module in signed:
+            module.approx_sign = sign
+        dybnn._HyperFunction.dynamic_terms, layers.BinaryConv2D.call, insta.mean_cube = terms, conv, cube
 
 
 @contextlib.contextmanager

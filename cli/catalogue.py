@@ -20,7 +20,8 @@ def build() -> dict:
     """The snapshot, from the library itself (which imports TensorFlow)."""
     import larq_methods
     import zoo
-    from larq_methods import convert, data, gaaf, method, training
+    from larq_methods import convert, data, method, training
+    from larq_methods.methods import gaaf
     from zoo import recipes
 
     return {

@@ -9,7 +9,7 @@ from cli import catalogue
 from cli.common import data_options, lazy, one_line_errors, zoo
 
 data = lazy("larq_methods.data")
-gaaf = lazy("larq_methods.gaaf")
+gaaf = lazy("larq_methods.methods.gaaf")
 saving = lazy("larq_methods.saving")
 proxy = lazy("zoo.search")
 lqrun = lazy("zoo.run")

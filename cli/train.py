@@ -18,7 +18,7 @@ saving = lazy("larq_methods.saving")
 training = lazy("larq_methods.training")
 lqmethod = lazy("larq_methods.method")
 lqrun = lazy("zoo.run")
-recipes = lazy("zoo.recipes")
+named = lazy("zoo.named")
 
 
 def method_options(f):
@@ -44,7 +44,7 @@ METHOD_PARTS = ("preset", "threshold", "activation", "weight_binarisation", "gam
 
 def resolve_method(model_name, preset=None, **parts) -> lqmethod.Method:
     """The named model's method (or `preset`), with the given parts replaced."""
-    base = zoo.PRESETS[preset] if preset else zoo.get_entry(model_name).method
+    base = named.preset_method(preset, model_name) if preset else zoo.get_entry(model_name).method
     changes = {k: v for k, v in parts.items() if v is not None}
     if "weight_binarisation" in changes:
         changes["weights"] = changes.pop("weight_binarisation")
@@ -74,18 +74,6 @@ def _absolute(spec):
 RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "precise_bn")
 
 
-def _recipe(o: dict, data_config) -> recipes.Plan:
-    """The --recipe preset for the model and dataset, the options given replacing its
-    parts, and its teacher (`zoo.recipes.plan` decides)."""
-    given = {k: o[k] for k in RECIPE_PARTS if o[k] is not None}
-    precision = training.mixed_policy() if o["mixed_precision"] else "float32"
-    return recipes.plan(
-        o["model_name"], data_config.dataset,
-        lambda: data_config.load(data_config.train_split, o["seed"]).num_examples,
-        recipe=o["recipe"], teacher=o["teacher"], **given, jit_compile=o["xla"], precision=precision,
-    )  # fmt: skip
-
-
 def _config(o: dict, data_dir) -> lqrun.RunConfig:
     """The run configuration the options `o` describe."""
     dataset = o["dataset"]
@@ -102,22 +90,16 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
         validation_split=o.get("validation_split"),
         skip_bad_images=bool(o.get("skip_bad_images")),
     )
-    plan = _recipe(o, data_config)
-    return lqrun.RunConfig(
-        model=o["model_name"],
-        method=method,
-        recipe=plan.recipe,
-        data=data_config,
-        alpha=o["alpha"],
-        seed=o["seed"],
-        teacher=_absolute(plan.teacher),
-        teacher_recipe=plan.teacher_recipe,
-        init=_absolute(o["init"]),
-        strategy=o["strategy"],
-        deterministic=o["deterministic"],
-        checkpoint_steps=o["checkpoint_steps"],
-        commands=(_command_line(),),
-    )
+    given = {k: o[k] for k in RECIPE_PARTS if o[k] is not None}
+    precision = training.mixed_policy() if o["mixed_precision"] else "float32"
+    config = lqrun.RunConfig.for_model(
+        o["model_name"], data=data_config, recipe=o["recipe"], teacher=o["teacher"],
+        recipe_changes={**given, "jit_compile": o["xla"], "precision": precision},
+        method=method, alpha=o["alpha"], seed=o["seed"], init=_absolute(o["init"]), strategy=o["strategy"],
+        deterministic=o["deterministic"], checkpoint_steps=o["checkpoint_steps"], commands=(_command_line(),),
+    )  # fmt: skip
+    # a teacher that is a path, made absolute (so that --resume works from any folder)
+    return config.replace(teacher=_absolute(config.teacher))
 
 
 @click.command()

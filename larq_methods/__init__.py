@@ -1,17 +1,20 @@
 """larq-methods: recent binary-neural-network methods as larq quantizers and Keras layers.
 
 Importing this package selects Keras 2 (`tf-keras`) for TensorFlow, which larq and the
-Larq Compute Engine need, so it must be imported before TensorFlow is.
+Larq Compute Engine need, so it must be imported before TensorFlow is; it also sets
+TensorFlow's log level and oneDNN switch unless you set them (`larq_methods.environment`
+says what and why), and checks the pinned versions (`larq_methods.compat`).
+
+- `larq_methods.methods`: one module per method (ReActNet, INSTA-BNN, DyBNN, ReBNN, FTBNN,
+  GAAF), its layers, quantizers and presets; `Method` configures a binary block from them.
+- `larq_methods.training`: recipes, the training step and loop, checkpoints and resume.
+- `larq_methods.data`, `convert`, `costs`, `benchmark`: datasets, LCE conversion and
+  verification, BOPs and FLOPs, latency.
 """
 
-import os
+from larq_methods import environment
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow turns its oneDNN kernels on by itself only on some Intel CPUs; elsewhere (AMD
-# EPYC here) they train 1.4-1.9x as fast as its own, as deterministically
-# (benchmarks/results/onednn.md). Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's choice.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+environment.configure()
 
 import tensorflow as tf  # noqa: E402
 
@@ -24,12 +27,16 @@ if not tf.keras.layers.Layer.__module__.startswith("tf_keras"):  # pragma: no co
         "larq_methods first or set TF_USE_LEGACY_KERAS=1 in the environment."
     )
 
+from larq_methods import compat  # noqa: E402
+
+compat.check()
+
 # Importing every module registers every layer, loss and model class with Keras, so that
 # `tf.keras.models.load_model` reads any saved model after `import larq_methods` alone.
-from larq_methods import gaaf, initializers, layers, losses, method, rebnn  # noqa: E402
-from larq_methods.layers import RPReLU, RSign  # noqa: E402
+from larq_methods import initializers, layers, losses, method, methods  # noqa: E402
 from larq_methods.losses import DistributionalLoss  # noqa: E402
 from larq_methods.method import Method  # noqa: E402
+from larq_methods.methods.reactnet import RPReLU, RSign  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,9 +45,8 @@ __all__ = [
     "Method",
     "RPReLU",
     "RSign",
-    "gaaf",
     "layers",
     "losses",
     "method",
-    "rebnn",
+    "methods",
 ]

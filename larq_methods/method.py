@@ -3,19 +3,18 @@
 `Method` names which threshold, activation, weight binarisation, complementary activation,
 grouping and downsampling a binary block uses; its methods build those parts. Backbones in
 `zoo` take a `Method`, so every method runs on every backbone, and a paper's model is a
-preset (`zoo.named`), not a copy.
+preset (`larq_methods.methods`, one module per method), not a copy. The parts' choices come
+from the methods' name tables (`larq_methods.methods`).
 """
 
 import dataclasses
 from dataclasses import dataclass
 
-import larq as lq
+from larq_methods import layers, methods
 
-from larq_methods import gaaf, layers, rebnn
-
-THRESHOLDS = ("static", "insta", "insta+", "dynamic", "none")
-ACTIVATIONS = ("rprelu", "fprelu", "insta-prelu", "dyprelu", "none")
-WEIGHTS = ("mean-abs", "learned", "rebnn-code", "sign")
+THRESHOLDS = tuple(methods.THRESHOLDS)
+ACTIVATIONS = (*methods.ACTIVATIONS, "none")
+WEIGHTS = tuple(methods.WEIGHTS)
 DOWNSAMPLES = ("real", "binary")
 # What is binary: everything; the activations only (step 1 of the two-step recipe); or
 # nothing (the float counterpart, a teacher for distillation).
@@ -23,8 +22,6 @@ BINARISE = ("all", "activations", "none")
 # LCE binarises a grouped convolution only with this many input channels per group (or a
 # multiple); otherwise it emits a float convolution without failing.
 LCE_GROUP_CHANNELS = 32
-# The latent-weight clip of GAAF's proxy network (`p.org.clamp_(-1.3, 1.3)` in its code).
-GAAF_PROXY_CLIP = 1.3
 
 
 class MethodError(ValueError):
@@ -45,8 +42,9 @@ class Method:
     """The parts of a binary block.
 
     - `threshold`: the sign's threshold: "static" (ReActNet's RSign), "insta" (INSTA-Th),
-      "insta+" (INSTA-Th+), "dynamic" (DyBNN's DySign), or "none" (Bi-Real Net's plain
-      sign with the ApproxSign gradient).
+      "insta+" (INSTA-Th+), "dynamic" (DyBNN's DySign), "none" (Bi-Real Net's plain
+      sign with the ApproxSign gradient) or "ste" (QuickNet's straight-through sign,
+      clipped at 1.25).
     - `activation`: "rprelu" (ReActNet), "insta-prelu" (INSTA-BNN), "dyprelu" (DyBNN), all
       after the shortcut addition; "fprelu" (FTBNN), after the BatchNorm of each binary
       convolution, before the addition; or "none".
@@ -55,7 +53,9 @@ class Method:
       pass) or ours ("learned": alpha from mean|W|, larq's clipped straight-through sign),
       each with ReBNN's balance `gamma` ("adaptive", the paper's, or a float: 2e-4 is the
       code's), or "sign" (unscaled sign(W), straight-through without clipping, latent
-      weights clipped to +-1.3: the binary weights of GAAF's proxy network).
+      weights clipped to +-1.3: the binary weights of GAAF's proxy network), or "ste-sign"
+      (QuickNet's: unscaled sign(W), straight-through within +-1.25, latent weights
+      clipped there).
     - `gaaf`: a GAAF genome (e.g. "add(sin,x)"): a complementary activation before the sign,
       with a learnable threshold in front of it if `threshold` is "static" (Ours), without
       one if it is "none" (the authors' code).
@@ -100,7 +100,7 @@ class Method:
                     f"'none' (none, as in the authors' code); got {self.threshold!r}"
                 )
             try:
-                gaaf.Genome.parse(self.gaaf)  # fail early on a bad genome
+                methods.gaaf.Genome.parse(self.gaaf)  # fail early on a bad genome
             except ValueError as e:
                 raise MethodError(str(e)) from None
 
@@ -113,7 +113,7 @@ class Method:
     def __str__(self):
         default = Method()
         parts = [f"{k}={v}" for k, v in self.as_dict().items() if v != getattr(default, k)]
-        if self.weights not in ("learned", "rebnn-code"):
+        if self.weights not in methods.rebnn.WEIGHTS:  # only ReBNN's weights have a balance
             parts = [p for p in parts if not p.startswith("gamma=")]
         if self.groups == 1:
             parts = [p for p in parts if not p.startswith("group_width=")]
@@ -129,30 +129,17 @@ class Method:
         if self.binarise == "none":
             return x
         if self.gaaf is not None:
-            return gaaf.GAAFSign(self.gaaf, threshold=self.threshold == "static", name=name)(x)
-        cls = {
-            "none": layers.Sign,
-            "static": layers.RSign,
-            "insta": layers.InstaThreshold,
-            "insta+": layers.InstaThresholdPlus,
-            "dynamic": layers.DySign,
-        }[self.threshold]
-        return cls(name=name)(x)
+            return methods.gaaf.sign_layer(self, name=name)(x)
+        return methods.THRESHOLDS[self.threshold](name=name)(x)
 
     @property
     def activation_before_add(self) -> bool:
-        return self.activation == "fprelu"
+        return self.activation in methods.BEFORE_ADD
 
     def activate(self, x, *, name):
         if self.activation == "none":
             return x
-        cls = {
-            "rprelu": layers.RPReLU,
-            "fprelu": layers.FPReLU,
-            "insta-prelu": layers.InstaPReLU,
-            "dyprelu": layers.DyPReLU,
-        }[self.activation]
-        return cls(name=name)(x)
+        return methods.ACTIVATIONS[self.activation](name=name)(x)
 
     def conv(self, x, filters, kernel_size, strides=1, *, groups=1, name):
         """A binary convolution of binarised `x` (the output of `sign`).
@@ -160,7 +147,8 @@ class Method:
         One-padding (`pad_values=1.0`) keeps every padded convolution binary after LCE
         conversion (`layers.BinaryConv2D` trains it at the cost of zero padding); the weight
         clip stops latent weights outside [-1, 1] from starving, since the sign's
-        straight-through gradient is zero there. With real weights
+        straight-through gradient is zero there (a method's convolution may set its own:
+        `methods.WEIGHTS`). With real weights
         (`binarise` "activations" or "none") it is the same layer without the kernel's
         quantizer and clip, so that its kernel carries over to the binary model.
         """
@@ -187,19 +175,7 @@ class Method:
             use_bias=False,
             name=name,
         )
-        if self.weights == "learned":
-            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, scale="learned", **common)(x)
-        if self.weights == "rebnn-code":  # latent weights unclipped, as in the code
-            common["kernel_constraint"] = None
-            return rebnn.ReBNNConv2D(filters, kernel_size, gamma=self.gamma, scale="code", **common)(x)
-        if self.weights == "sign":
-            common["kernel_constraint"] = lq.constraints.WeightClip(GAAF_PROXY_CLIP)
-            return layers.BinaryConv2D(
-                filters, kernel_size, kernel_quantizer=lq.quantizers.SteSign(clip_value=None), **common
-            )(x)
-        return layers.BinaryConv2D(
-            filters, kernel_size, kernel_quantizer="magnitude_aware_sign", **common
-        )(x)
+        return methods.WEIGHTS[self.weights](self, filters, kernel_size, **common)(x)
 
 
 def check_groups(name, channels, groups):

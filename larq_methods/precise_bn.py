@@ -12,7 +12,7 @@ from those of the current weights. The test accuracy of one epoch can then fall 
 what its weights give (`reactnet-18`, study at 10 epochs per step, step 2 epoch 2: 46.79%
 with the moving averages, 89.98% with these over 50 batches), though training is untouched.
 
-The same holds for INSTA-BNN's moving instance statistics (`layers._InstanceStatistics`),
+The same holds for INSTA-BNN's moving instance statistics (`layers.InstanceStatistics`),
 which are re-estimated alike. Here it is an evaluation (Ours): `accuracy` measures the
 weights at the end of an epoch and leaves the model exactly as it found it, so that a run
 that measures it trains as one that does not.
@@ -24,13 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from larq_methods import costs
-from larq_methods.layers import _InstanceStatistics
+from larq_methods.methods.insta import InstanceStatistics
 
 
 def statistics_layers(model) -> list:
     """The layers of `model` (nested models included) that keep moving averages of batch
     statistics: BatchNorm and INSTA-BNN's instance statistics."""
-    kinds = (tf.keras.layers.BatchNormalization, _InstanceStatistics)
+    kinds = (tf.keras.layers.BatchNormalization, InstanceStatistics)
     return [layer for layer in costs.flat_layers(model) if isinstance(layer, kinds)]
 
 

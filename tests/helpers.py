@@ -31,7 +31,7 @@ def sign_margins(model, inputs):
     there may legitimately flip, and with it the example's outputs."""
     import tensorflow as tf
 
-    from larq_methods.layers import RSign
+    from larq_methods.methods.reactnet import RSign
 
     signs = [layer for layer in model.layers if isinstance(layer, RSign)]
     values = tf.keras.Model(model.inputs, [layer.input for layer in signs]).predict(inputs, verbose=0)
@@ -62,7 +62,7 @@ def mini_model(method=None, *, shape=(8, 8, 1), classes=4, filters=32):
     y = tf.keras.layers.GlobalAveragePooling2D(name="pool")(y)
     y = tf.keras.layers.Dense(classes, name="logits")(y)
     y = tf.keras.layers.Activation("softmax", name="predictions")(y)
-    return finish(inputs, y, name="mini", weights=None, method=method)
+    return finish(inputs, y, name="mini", weights=None)
 
 
 def mini_data(n=64, *, shape=(8, 8, 1), classes=4, seed=0):

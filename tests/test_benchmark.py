@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import zoo
 from larq_methods import benchmark, convert, costs
-from larq_methods.layers import RSign
+from larq_methods.methods.reactnet import RSign
 from tests.helpers import perturb
 from tests.test_cli import assert_one_line_error, run
 

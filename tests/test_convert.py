@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import zoo
 from larq_methods import convert
-from larq_methods.layers import RPReLU, RSign
+from larq_methods.methods.reactnet import RPReLU, RSign
 from tests.helpers import mini_model, perturb, sign_margins
 
 

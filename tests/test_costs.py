@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import zoo
 from larq_methods import costs
-from larq_methods.layers import RSign
+from larq_methods.methods.reactnet import RSign
 
 # METHODS.md, "Published counts": BOPs, FLOPs, OPs at 224x224, 1000 classes.
 PUBLISHED = {

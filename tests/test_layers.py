@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods.layers import BinaryConv2D, HardTanh, RPReLU, RSign
+from larq_methods.layers import BinaryConv2D
+
+from larq_methods.methods.plain import HardTanh
+
+from larq_methods.methods.reactnet import RPReLU, RSign
 
 
 def _rsign(threshold):
@@ -127,16 +131,16 @@ def test_blurpool_matches_the_binomial_filter():
 
 
 def test_every_sign_layer_shares_the_binary_sign_base():
-    from larq_methods import gaaf
-    from larq_methods import layers as L
+    from larq_methods.methods import gaaf
+    from larq_methods.methods import dybnn, insta, plain, reactnet
     from larq_methods.quantizers import BinarySign, is_binary
 
-    signs = [L.Sign(), L.RSign(), L.InstaThreshold(), L.InstaThresholdPlus(), L.DySign(), gaaf.GAAFSign("add(sin,x)")]
+    signs = [plain.Sign(), reactnet.RSign(), insta.InstaThreshold(), insta.InstaThresholdPlus(), dybnn.DySign(), gaaf.GAAFSign("add(sin,x)")]
     assert all(isinstance(s, BinarySign) and is_binary(s) for s in signs)
     assert all("precision" not in vars(type(s)) for s in signs)  # declared once, in the base
     # larq's own quantizers, as layers or kernel quantizers, are binary too; nothing else is
     assert is_binary(lq.quantizers.ApproxSign()) and is_binary(lq.quantizers.SteSign(clip_value=None))
-    assert not any(is_binary(o) for o in (RPReLU(), L.InstaPReLU(), lq.quantizers.ste_sign, None, lq.quantizers.NoOp(precision=8)))
+    assert not any(is_binary(o) for o in (RPReLU(), insta.InstaPReLU(), lq.quantizers.ste_sign, None, lq.quantizers.NoOp(precision=8)))
 
 
 def test_fused_approx_sign_equals_larqs_forward_and_backward():
@@ -160,7 +164,7 @@ def test_fused_approx_sign_equals_larqs_forward_and_backward():
 
 
 def test_dyprelu_trains_its_heads_in_one_product_with_the_same_values():
-    from larq_methods.layers import DyPReLU
+    from larq_methods.methods.dybnn import DyPReLU
 
     layer = DyPReLU()
     x = tf.constant(np.random.default_rng(1).normal(0, 1, (4, 5, 5, 16)).astype(np.float32))

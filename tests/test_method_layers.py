@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods import layers as L
+from larq_methods.methods import dybnn, ftbnn, insta, reactnet
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(0.3, 1.0, (3, 4, 5, 6)).astype(np.float32)  # N, H, W, C
@@ -42,14 +42,14 @@ def test_instance_statistics_cube_root_keeps_sign_and_units():
     x = np.zeros((1, 1, 4, 2), np.float32)
     x[0, 0, :, 0] = [1, 2, 3, 6]  # mean of cubes 63 -> cube root 3.979
     x[0, 0, :, 1] = [-2, -2, -2, -2]  # cube root of -8 is -2
-    layer = build(L.InstaThreshold(), x)
+    layer = build(insta.InstaThreshold(), x)
     m1, m3 = layer.centred_statistics(tf.constant(x), training=False)  # moving means are 0
     np.testing.assert_allclose(m1.numpy().ravel(), [3.0, -2.0], rtol=1e-6)
     np.testing.assert_allclose(m3.numpy().ravel(), [63 ** (1 / 3), -2.0], rtol=1e-5)
 
 
 def test_insta_threshold_inference_matches_numpy():
-    layer = randomise(build(L.InstaThreshold()))
+    layer = randomise(build(insta.InstaThreshold()))
     m1, m3 = np_stats(X)
     a, b, d = layer.threshold.numpy(), layer.mean_scale.numpy(), layer.moment3_scale.numpy()
     M1, M3 = (m.numpy() for m in layer.moving_means)
@@ -58,7 +58,7 @@ def test_insta_threshold_inference_matches_numpy():
 
 
 def test_insta_threshold_training_uses_batch_statistics_and_updates_moving_averages():
-    layer = randomise(build(L.InstaThreshold()))
+    layer = randomise(build(insta.InstaThreshold()))
     before = [m.numpy().copy() for m in layer.moving_means]
     m1, m3 = np_stats(X)
     B1, B3 = m1.mean(axis=0).ravel(), m3.mean(axis=0).ravel()
@@ -70,7 +70,7 @@ def test_insta_threshold_training_uses_batch_statistics_and_updates_moving_avera
 
 
 def test_insta_threshold_plus_matches_numpy():
-    layer = randomise(build(L.InstaThresholdPlus()))
+    layer = randomise(build(insta.InstaThresholdPlus()))
     assert layer.fc1.units == 8  # max(6 // 16, 8)
     m1, m3 = np_stats(X)
     M1, M3 = (m.numpy() for m in layer.moving_means)
@@ -83,7 +83,7 @@ def test_insta_threshold_plus_matches_numpy():
 
 
 def test_insta_prelu_matches_numpy():
-    layer = randomise(build(L.InstaPReLU()))
+    layer = randomise(build(insta.InstaPReLU()))
     m1, _ = np_stats(X)
     c = m1 - layer.moving_means[0].numpy()
     g = layer.gamma.numpy() + layer.gamma_scale.numpy() * c
@@ -93,13 +93,13 @@ def test_insta_prelu_matches_numpy():
 
 
 def test_dysign_and_dyprelu_match_numpy():
-    sign = randomise(build(L.DySign()))
+    sign = randomise(build(dybnn.DySign()))
     h = np.maximum(X.mean(axis=(1, 2)) @ sign.fc1.kernel.numpy() + sign.fc1.bias.numpy(), 0)
     w2, b2 = sign.heads[0].get_weights()
     t = sign.threshold.numpy() + (h @ w2 + b2)[:, None, None, :]
     np.testing.assert_array_equal(sign(X).numpy(), np_sign(X - t))
 
-    prelu = randomise(build(L.DyPReLU()))
+    prelu = randomise(build(dybnn.DyPReLU()))
     h = np.maximum(X.mean(axis=(1, 2)) @ prelu.fc1.kernel.numpy() + prelu.fc1.bias.numpy(), 0)
     (w3, b3), (w4, b4) = (head.get_weights() for head in prelu.heads)
     g = prelu.gamma.numpy() + (h @ w3 + b3)[:, None, None, :]
@@ -108,7 +108,7 @@ def test_dysign_and_dyprelu_match_numpy():
 
 
 def test_fprelu_hand_computed():
-    layer = build(L.FPReLU(), np.zeros((1, 1, 1, 2), np.float32))
+    layer = build(ftbnn.FPReLU(), np.zeros((1, 1, 1, 2), np.float32))
     layer.positive_slope.assign([2.0, 0.5])
     layer.negative_slope.assign([0.25, -1.0])
     x = np.array([[3.0, -2.0], [-4.0, 6.0]], np.float32)[:, None, None, :]
@@ -118,8 +118,8 @@ def test_fprelu_hand_computed():
 
 @pytest.mark.parametrize(
     "dynamic, static",
-    [(L.InstaThreshold, L.RSign), (L.InstaThresholdPlus, L.RSign), (L.DySign, L.RSign),
-     (L.InstaPReLU, L.RPReLU), (L.DyPReLU, L.RPReLU)],  # fmt: skip
+    [(insta.InstaThreshold, reactnet.RSign), (insta.InstaThresholdPlus, reactnet.RSign), (dybnn.DySign, reactnet.RSign),
+     (insta.InstaPReLU, reactnet.RPReLU), (dybnn.DyPReLU, reactnet.RPReLU)],  # fmt: skip
 )
 def test_dynamic_modules_equal_static_counterparts_at_initialisation(dynamic, static):
     dyn = build(dynamic())
@@ -144,7 +144,7 @@ def _grads(layer, x=X, training=True):
     return {w.name: g.numpy() for w, g in zip(layer.trainable_weights, grads)}
 
 
-@pytest.mark.parametrize("cls", [L.InstaThreshold, L.InstaThresholdPlus, L.DySign, L.InstaPReLU, L.DyPReLU])
+@pytest.mark.parametrize("cls", [insta.InstaThreshold, insta.InstaThresholdPlus, dybnn.DySign, insta.InstaPReLU, dybnn.DyPReLU])
 def test_gradients_reach_thresholds_and_hyper_functions(cls):
     layer = build(cls())
     grads = _grads(layer)
@@ -160,7 +160,7 @@ def test_gradients_reach_thresholds_and_hyper_functions(cls):
         assert np.any(_grads(layer)[layer.fc1.kernel.name] != 0)
 
 
-@pytest.mark.parametrize("cls", [L.InstaThreshold, L.InstaThresholdPlus, L.InstaPReLU, L.DySign, L.DyPReLU, L.FPReLU])
+@pytest.mark.parametrize("cls", [insta.InstaThreshold, insta.InstaThresholdPlus, insta.InstaPReLU, dybnn.DySign, dybnn.DyPReLU, ftbnn.FPReLU])
 def test_config_round_trip_and_plain_load_model(cls, tmp_path):
     inputs = tf.keras.Input(X.shape[1:])
     model = tf.keras.Model(inputs, cls(name="probe")(inputs))
@@ -175,7 +175,7 @@ def test_config_round_trip_and_plain_load_model(cls, tmp_path):
 
 
 def test_moving_statistics_start_from_the_first_batch():
-    layer = build(L.InstaThreshold())
+    layer = build(insta.InstaThreshold())
     np.testing.assert_array_equal(layer.moving_means[0].numpy(), 0.0)  # a new layer
     m1, m3 = np_stats(X)
     layer(X, training=True)
@@ -191,9 +191,9 @@ def test_moving_statistics_start_from_the_first_batch():
 
 def _insta_model():
     inputs = tf.keras.Input(X.shape[1:])
-    x = L.InstaThreshold(name="th")(inputs)
+    x = insta.InstaThreshold(name="th")(inputs)
     x = tf.keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
-    x = L.InstaPReLU(name="act")(x)
+    x = insta.InstaPReLU(name="act")(x)
     return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(tf.keras.layers.GlobalAveragePooling2D()(x)))
 
 
@@ -238,7 +238,7 @@ def test_mean_cube_values_and_gradient_by_hand():
     weights = tf.constant([[[[2.0, -1.0]]]])  # dL/d(mean) per channel
     with tf.GradientTape() as tape:
         tape.watch(x)
-        cube = L.mean_cube(x)
+        cube = insta.mean_cube(x)
         loss = tf.reduce_sum(cube * weights)
     # channel 0: (1 + 27 - 1 + 0) / 4 = 6.75; channel 1: (-8 + 0.125 + 8 + 1) / 4 = 0.28125
     np.testing.assert_allclose(cube.numpy().ravel(), [6.75, 0.28125], rtol=1e-7)
@@ -246,7 +246,7 @@ def test_mean_cube_values_and_gradient_by_hand():
     np.testing.assert_allclose(tape.gradient(loss, x).numpy(), expected, rtol=1e-7)
 
 
-@pytest.mark.parametrize("cls", [L.InstaThreshold, L.InstaThresholdPlus])
+@pytest.mark.parametrize("cls", [insta.InstaThreshold, insta.InstaThresholdPlus])
 def test_insta_statistics_train_as_automatic_differentiation_would(cls):
     """The custom gradient of the third moment changes no gradient of the INSTA layers."""
     x = tf.constant(np.random.RandomState(0).normal(size=(4, 5, 5, 8)), tf.float32)
@@ -256,8 +256,8 @@ def test_insta_statistics_train_as_automatic_differentiation_would(cls):
         w.assign(np.random.RandomState(i + 1).normal(0, 0.3, w.shape))
     weights = tf.constant(np.random.RandomState(9).normal(size=x.shape), tf.float32)
     grads = []
-    for stats in (L.mean_cube, lambda x: tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)):
-        with mock.patch.object(L, "mean_cube", stats), tf.GradientTape() as tape:
+    for stats in (insta.mean_cube, lambda x: tf.reduce_mean(x * x * x, axis=[1, 2], keepdims=True)):
+        with mock.patch.object(insta, "mean_cube", stats), tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(layer(x, training=False) * weights)
         grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
@@ -269,15 +269,15 @@ def test_cube_root_gradient_is_bounded_and_exact_away_from_zero():
     y = tf.constant([0.0, 1e-30, -1e-12, 1e-6, -5e-4, 1e-3, -0.02, 8.0, -27.0])
     with tf.GradientTape() as tape:
         tape.watch(y)
-        root = L.cube_root(y)
+        root = insta.cube_root(y)
     grad = tape.gradient(root, y).numpy()
     np.testing.assert_allclose(root.numpy(), np.cbrt(y.numpy()), rtol=1e-6)
-    bound = 1 / (3 * L.CUBE_ROOT_FLOOR ** (2 / 3))  # 33.3
+    bound = 1 / (3 * insta.CUBE_ROOT_FLOOR ** (2 / 3))  # 33.3
     np.testing.assert_allclose(grad[:5], bound, rtol=1e-5)  # |y| < 1e-3: clipped
     np.testing.assert_allclose(grad[5:], 1 / (3 * np.abs(y.numpy()[5:]) ** (2 / 3)), rtol=1e-5)  # exact
     # Through INSTA-Th, a channel whose mean cube is 0 gives a finite, bounded gradient.
     x = tf.constant(np.tile([1.0, -1.0, 2.0, -2.0], 4).reshape(1, 4, 4, 1), tf.float32)
-    layer = L.InstaThreshold()
+    layer = insta.InstaThreshold()
     layer.build(x.shape)
     layer.moment3_scale.assign([1.0])
     with tf.GradientTape() as tape:

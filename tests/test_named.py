@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import zoo
 from larq_methods import convert, costs
-from larq_methods import layers as L
+from larq_methods.methods import reactnet
 from larq_methods.method import GroupedConvolutionError, Method, MethodError
 from tests.helpers import perturb
 
@@ -73,7 +73,7 @@ def test_ftbnn_widened_groups_and_binary_downsampling():
     # stage 1 ungrouped at 64; stages 2-4 1.5x wider (192, 384, 768) in 2 groups
     assert [(c.filters, c.groups) for c in convs] == [(64, 1)] * 4 + [(192, 2)] * 4 + [(384, 2)] * 4 + [(768, 2)] * 4
     assert all(c.input_shape[-1] // c.groups % 32 == 0 for c in convs)  # LCE binarises every group
-    assert all(isinstance(model.get_layer(f"block{i}_downsample_sign"), L.RSign) for i in (5, 9, 13))
+    assert all(isinstance(model.get_layer(f"block{i}_downsample_sign"), reactnet.RSign) for i in (5, 9, 13))
     # binary downsampling moves the 1x1 shortcut convolutions from FLOPs to BOPs
     c, base = costs.count(model), costs.count(zoo.create_model("reactnet-18", input_shape=(28, 28, 1), num_classes=10))
     assert c.flops < base.flops
@@ -177,7 +177,7 @@ def test_named_models_follow_the_authors_code_where_there_is_one():
     from click.testing import CliRunner
 
     from cli.main import lqm
-    from larq_methods import gaaf, rebnn
+    from larq_methods.methods import gaaf, rebnn
 
     convs = [l for l in small("rebnn-resnet18").layers if isinstance(l, rebnn.ReBNNConv2D)]
     assert len(convs) == 16 and all((c.scale, c.gamma, c.kernel_constraint) == ("code", 2e-4, None) for c in convs)

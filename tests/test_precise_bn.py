@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from larq_methods import precise_bn, training
-from larq_methods.layers import _InstanceStatistics
+from larq_methods.methods.insta import InstanceStatistics
 from larq_methods.method import Method
 from tests.helpers import mini_data, mini_model
 
@@ -41,7 +41,7 @@ def test_fused_batchnorm_statistics_are_the_mean_of_its_own_batch_values():
     np.testing.assert_allclose(bn.moving_variance.numpy(), [(2 + 8) / 2])  # (1-2)²+(3-2)² = 2, (5-7)²+(9-7)² = 8, over n-1
 
 
-class _SpatialMean(_InstanceStatistics):
+class _SpatialMean(InstanceStatistics):
     def call(self, inputs, training=None):
         return self.centred_statistics(inputs, training)[0]
 

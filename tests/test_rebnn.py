@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from larq_methods import convert, costs, hooks
-from larq_methods.layers import RSign
-from larq_methods.rebnn import ReBNNConv2D, ReBNNModel, adaptive_gamma, oscillation_ratio, rebnn_layers
+from larq_methods.methods.reactnet import RSign
+from larq_methods.methods.rebnn import ReBNNConv2D, adaptive_gamma, oscillation_ratio
 
 # A 1x1 kernel, 3 inputs -> 2 channels; channel 1 holds an exact 0, whose sign is +1.
 KERNEL = np.array([[0.1, -0.4], [-0.2, 0.8], [0.3, 0.0]], np.float32).reshape(1, 1, 3, 2)
@@ -133,9 +133,6 @@ def test_defaults_and_config():
         config = ReBNNConv2D(8, 3, gamma="adaptive", scale=scale, name="c").get_config()
         assert (config["gamma"], config["scale"]) == ("adaptive", scale)
         assert ReBNNConv2D.from_config(config).get_config() == config
-    # a configuration saved before `scale` existed is our learned scale
-    old = {k: v for k, v in ReBNNConv2D(8, 3, scale="learned").get_config().items() if k != "scale"}
-    assert ReBNNConv2D.from_config(old).scale == "learned"
     for bad in ("paper", -1.0, None, True):
         with pytest.raises(ValueError, match="gamma must be"):
             ReBNNConv2D(8, 3, gamma=bad)
@@ -280,19 +277,10 @@ def test_h5_round_trip(tmp_path):
     assert [w.name.split("/")[-1] for w in model.get_layer("adaptive").weights] == ["kernel:0", "alpha:0", "gamma:0"]
     model.save(tmp_path / "m.h5")
     loaded = tf.keras.models.load_model(tmp_path / "m.h5")  # no custom_objects
-    assert [(layer.gamma, layer.scale) for layer in rebnn_layers(loaded)] == [("adaptive", "learned"), (0.125, "code")]
+    assert [(layer.gamma, layer.scale) for layer in loaded.layers if isinstance(layer, ReBNNConv2D)] == [("adaptive", "learned"), (0.125, "code")]
     np.testing.assert_array_equal(loaded.get_layer("adaptive").balance.numpy(), np.linspace(0, 1, 32, dtype=np.float32))
     x = np.random.default_rng(3).uniform(-1, 1, (2, 4, 4, 32)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
-
-
-def test_rebnn_model_files_of_earlier_versions_still_load(tmp_path):
-    """Earlier versions saved ReBNN models as `ReBNNModel`; the name stays registered."""
-    inputs = tf.keras.Input((4, 4, 32))
-    model = ReBNNModel(inputs, ReBNNConv2D(32, 3, scale="learned")(RSign()(inputs)))
-    model.save(tmp_path / "old.h5")
-    loaded = tf.keras.models.load_model(tmp_path / "old.h5")
-    assert isinstance(loaded, ReBNNModel) and len(rebnn_layers(loaded)) == 1
 
 
 @pytest.mark.parametrize("scale", ["code", "learned"])

@@ -81,21 +81,10 @@ def test_config_round_trips_and_refuses_unknown_versions(data_dir, tmp_path):
     assert_one_line_error(lqm("train", "--resume", tmp_path), "config.json: config version 99 is not one this lqm reads")
 
 
-def test_config_of_the_first_lqm_train_loads():
-    """config.json as the first `lqm train` wrote it: the options and the resolved method."""
-    old = {
-        "options": {
-            "model_name": "gaaf-resnet18", "dataset": "fashion_mnist", "epochs": 3, "batch_size": 64,
-            "learning_rate": 1e-3, "alpha": 0.25, "image_size": None, "channels": None, "train_split": None,
-            "eval_split": None, "seed": 2, "recipe": "one-step", "teacher": None, "warmup_epochs": 0.0,
-            "weight_decay": None, "label_smoothing": 0.0, "xla": False, "preset": None,
-        },
-        "method": {**Method(gaaf="add(sin,x)").as_dict()},
-        "train_split": "train", "eval_split": "test", "input_shape": [28, 28, 1], "command": "lqm train gaaf-resnet18",
-    }  # fmt: skip
-    config = RunConfig.from_json(old)
-    assert config.method.gaaf == "add(sin,x)" and config.seed == 2 and config.recipe.batch_size == 64
-    assert config.data.image_size == 28 and config.data.channels == 1 and not config.deterministic
+def test_config_without_a_version_is_refused():
+    """A config.json without a version (not written by this lqm) is refused, not guessed at."""
+    with pytest.raises(RunConfigError, match="config version None is not one this lqm reads"):
+        RunConfig.from_json({"options": {"model_name": "reactnet-18"}, "method": Method().as_dict()})
 
 
 # -- reproducible runs ------------------------------------------------------------------------

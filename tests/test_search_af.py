@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import lqm
-from larq_methods import gaaf, training
+from larq_methods import training
+from larq_methods.methods import gaaf
 from larq_methods.method import Method
 from tests.test_cli import assert_one_line_error
 from zoo import search as zoo_search
@@ -232,7 +233,7 @@ def test_early_stop_below_a_best_accuracy_and_the_step_schedule():
     low.model = Model()
     low.on_epoch_end(0, {"val_accuracy": 0.19})
     assert low.model.stop_training
-    rate = training.step_decay(5e-3, steps_per_epoch=10)
+    rate = gaaf.step_decay(5e-3, steps_per_epoch=10)
     # the code's regime: 5e-3, then 1e-3 from epoch 80, 5e-4 from 150, ..., 1e-5 from 270
     got = [float(rate(step)) for step in (0, 799, 800, 1500, 2000, 2400, 2700)]
     np.testing.assert_allclose(got, [5e-3, 5e-3, 1e-3, 5e-4, 1e-4, 5e-5, 1e-5], rtol=1e-6)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_methods import costs, hooks, losses, rebnn, saving, training
+from larq_methods import costs, hooks, losses, saving, training
+from larq_methods.methods import rebnn
 from larq_methods.method import Method
 from tests.helpers import mini_data, mini_model, perturb
 
@@ -26,7 +27,7 @@ def test_warmup_linear_decay_by_hand():
 
 
 def test_linear_decay_without_warmup_is_reactnets():
-    schedule = training.linear_decay(1e-3, 100)
+    schedule = training.WarmupLinearDecay(1e-3, 100)
     np.testing.assert_allclose([float(schedule(t)) for t in (0, 25, 100)], [1e-3, 7.5e-4, 0.0], rtol=1e-6, atol=1e-12)
 
 
@@ -278,6 +279,16 @@ def test_extending_a_finished_run(tmp_path):
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(first, model.weights))
 
 
+def restore_weights(folder, model) -> int:
+    """Loads the model weights of the latest checkpoint in `folder` (no optimiser);
+    returns its number of completed epochs."""
+    latest = tf.train.latest_checkpoint(str(folder))
+    assert latest is not None, f"no checkpoint in {folder}"
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    tf.train.Checkpoint(model=model, epoch=epoch).restore(latest).expect_partial().assert_existing_objects_matched()
+    return int(epoch.numpy())
+
+
 def test_an_interrupted_run_leaves_a_loadable_checkpoint(tmp_path):
     x, y = mini_data(64)
     recipe = training.Recipe(epochs=2, batch_size=16, learning_rate=1e-2)
@@ -285,7 +296,7 @@ def test_an_interrupted_run_leaves_a_loadable_checkpoint(tmp_path):
     with pytest.raises(training.Interrupted, match="checkpointed in"):
         _train(tmp_path, recipe, x=x, y=y, callbacks=[stop])
     fresh = mini_model()
-    assert training.restore_weights(tmp_path / "run" / "checkpoints", fresh) == 0  # no epoch completed
+    assert restore_weights(tmp_path / "run" / "checkpoints", fresh) == 0  # no epoch completed
     for w, value in zip(fresh.weights, stop.weights):
         np.testing.assert_array_equal(w.numpy(), value, err_msg=w.name)
 
@@ -307,7 +318,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(training.TrainingError, match=r"NaN in epoch 2; the last good checkpoint \(epoch 1\)"):
         _train(tmp_path, recipe, x=x, y=y, callbacks=[_PoisonAt(1)])
     fresh = mini_model()
-    assert training.restore_weights(tmp_path / "run" / "checkpoints", fresh) == 1
+    assert restore_weights(tmp_path / "run" / "checkpoints", fresh) == 1
     assert all(np.isfinite(w.numpy()).all() for w in fresh.weights)
     assert not (tmp_path / "run" / "model.h5").exists()
 

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from larq_methods.layers import HardTanh, RPReLU, RSign
+from larq_methods.methods.plain import HardTanh
+from larq_methods.methods.reactnet import RPReLU, RSign
 from tests.helpers import perturb
 
 CONSTRUCTORS = {"reactnet-a": zoo.ReActNetA, "reactnet-18": zoo.ReActNet18}
@@ -144,7 +145,7 @@ def _resnete(**kwargs):
 
 
 def test_resnete_18_is_gaafs_proxy_network():
-    from larq_methods.gaaf import GAAFSign
+    from larq_methods.methods.gaaf import GAAFSign
 
     model = _resnete()
     assert not model.get_layer("input_bn").center and not model.get_layer("input_bn").scale

@@ -69,13 +69,10 @@ def head(x, *, include_top, num_classes, pooling, classifier_activation):
     return x
 
 
-def finish(inputs, outputs, *, name, weights, method=None):
+def finish(inputs, outputs, *, name, weights):
     """Wraps the graph in a plain `tf.keras.Model` and loads `weights` (None or a
     weights-file path; `zoo.create_model` turns a dataset name into the pretrained
-    weights' path). `method` is not needed: layers with per-step training state (ReBNN's
-    adaptive gamma) take part in training through their hooks (`hooks.TrainingHook`).
-    """
-    del method  # accepted for callers that still pass it
+    weights' path)."""
     model = tf.keras.Model(inputs, outputs, name=name)
     if weights is not None:
         if not os.path.exists(str(weights)):
@@ -85,3 +82,28 @@ def finish(inputs, outputs, *, name, weights, method=None):
             )
         pretrained.load_weights(model, weights)
     return model
+
+
+def backbone(stack_fn, *, input_shape, input_tensor, weights, include_top, num_classes, pooling,
+             classifier_activation, name, head_relu=False):  # fmt: skip
+    """The skeleton every backbone shares, as Keras applications build theirs: the input,
+    `stack_fn(inputs, small)` (the stem and the blocks; `small`: an input of 64 px or less),
+    a ReLU before the head if `head_relu` (and a head is built), the head (`head`), and the
+    model with its `weights` (`finish`)."""
+    inputs, shape = resolve_input(input_shape, input_tensor)
+    x = stack_fn(inputs, is_small_input(shape))
+    if head_relu and (include_top or pooling is not None):
+        x = tf.keras.layers.ReLU(name="head_relu")(x)
+    x = head(x, include_top=include_top, num_classes=num_classes, pooling=pooling, classifier_activation=classifier_activation)
+    return finish(inputs, x, name=name, weights=weights)
+
+
+def stage_blocks(stages):
+    """(block number from 1, stride, *stage) of every block of `stages`, a sequence of
+    (channels, depth, ...) per stage: stride 2 at the first block of every stage but the
+    first, as ResNets downsample."""
+    block = 0
+    for index, (channels, depth, *rest) in enumerate(stages):
+        for i in range(depth):
+            block += 1
+            yield block, 2 if index > 0 and i == 0 else 1, channels, *rest

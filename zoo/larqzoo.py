@@ -13,9 +13,10 @@ from larq_zoo.literature.birealnet import BiRealNetFactory
 from larq_zoo.sota.quicknet import QuickNetFactory, blurpool_initializer
 from zookeeper import Field, factory
 
+from larq_methods import compat
 from larq_methods.initializers import BlurPool
-from larq_methods.layers import HardTanh
 from larq_methods.method import Method
+from larq_methods.methods.plain import HardTanh
 from zoo import pretrained
 from zoo.common import batch_norm, is_small_input, resolve_input, scaled
 from zoo.reactnet import _stem, downsample, residual
@@ -117,7 +118,7 @@ def _build(factory_class, *, input_shape, input_tensor, weights, include_top, nu
             layer.depthwise_initializer = BlurPool()
     if input_tensor is not None:
         model = tf.keras.Model(inputs, model(inputs))
-    model._name = name
+    compat.rename(model, name)
     if weights is not None:
         pretrained.load_weights(model, weights)
     return model

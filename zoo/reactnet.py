@@ -11,7 +11,7 @@ reports and summaries can be read against the paper's block diagram.
 import tensorflow as tf
 
 from larq_methods.method import Method
-from zoo.common import avg_pool_2x2, batch_norm, finish, head, is_small_input, resolve_input, scaled
+from zoo.common import avg_pool_2x2, backbone, batch_norm, scaled, stage_blocks
 from zoo.registry import register_model
 
 # ReActNet-A: (output channels, stride) of the 13 blocks; the stem gives 32 channels.
@@ -97,17 +97,21 @@ def reactnet_18_block(x, channels, stride, method, *, name, groups=None):
     return residual(method, y, shortcut, name=name)
 
 
-def downsample(x, channels, stride, method, *, name):
-    """The shortcut of a residual block: identity, or pool -> 1x1 conv -> BN."""
+def downsample(x, channels, stride, method, *, name, pool=True):
+    """The shortcut of a residual block: identity, or (pool ->) 1x1 conv -> BN where the
+    shape changes: a real conv, or a binary one after a sign with `method.downsample ==
+    "binary"` (FTBNN's). With `pool` a stride of 2 is a 2x2 average pool before the conv
+    (Bi-Real Net's); without, the conv is strided (ResNetE's)."""
     if stride == 1 and x.shape[-1] == channels:
         return x
-    if stride == 2:
-        x = avg_pool_2x2(x, name=f"{name}_pool")
+    conv_stride = stride
+    if pool and stride == 2:
+        x, conv_stride = avg_pool_2x2(x, name=f"{name}_pool"), 1
     if method.downsample == "binary":
         x = method.sign(x, name=f"{name}_downsample_sign")
-        x = method.conv(x, channels, 1, name=f"{name}_downsample")
+        x = method.conv(x, channels, 1, conv_stride, name=f"{name}_downsample")
     else:
-        x = tf.keras.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_downsample")(x)
+        x = tf.keras.layers.Conv2D(channels, 1, strides=conv_stride, use_bias=False, name=f"{name}_downsample")(x)
     return batch_norm(f"{name}_downsample_bn")(x)
 
 
@@ -145,18 +149,15 @@ def ReActNetA(
     stride-1 stem (the first downsampling is dropped).
     """
     method = method or Method()
-    inputs, shape = resolve_input(input_shape, input_tensor)
-    x = _stem(inputs, scaled(32, alpha), small=is_small_input(shape), large_kernel=False)
-    for i, (out_channels, stride) in enumerate(REACTNET_A_BLOCKS, start=1):
-        x = reactnet_a_block(x, scaled(out_channels, alpha), stride, method, name=f"block{i}")
-    x = head(
-        x,
-        include_top=include_top,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return finish(inputs, x, name=name, weights=weights)
+
+    def stack(x, small):
+        x = _stem(x, scaled(32, alpha), small=small, large_kernel=False)
+        for i, (out_channels, stride) in enumerate(REACTNET_A_BLOCKS, start=1):
+            x = reactnet_a_block(x, scaled(out_channels, alpha), stride, method, name=f"block{i}")
+        return x
+
+    return backbone(stack, input_shape=input_shape, input_tensor=input_tensor, weights=weights, include_top=include_top,
+                    num_classes=num_classes, pooling=pooling, classifier_activation=classifier_activation, name=name)  # fmt: skip
 
 
 @register_model("reactnet-18", "ReActNet-18 (Bi-Real ResNet-18 based), RSign + RPReLU [Liu et al. 2020]", Method(), follows="code")
@@ -181,19 +182,12 @@ def ReActNet18(
     Inputs of 64 px or less use a 3x3 stride-1 stem without max-pool.
     """
     method = method or Method()
-    inputs, shape = resolve_input(input_shape, input_tensor)
-    x = _stem(inputs, scaled(64, alpha), small=is_small_input(shape), large_kernel=True)
-    block = 0
-    for stage, (channels, depth, groups) in enumerate(reactnet_18_layout(method)):
-        for i in range(depth):
-            block += 1
-            stride = 2 if stage > 0 and i == 0 else 1
+
+    def stack(x, small):
+        x = _stem(x, scaled(64, alpha), small=small, large_kernel=True)
+        for block, stride, channels, groups in stage_blocks(reactnet_18_layout(method)):
             x = reactnet_18_block(x, scaled(channels, alpha), stride, method, name=f"block{block}", groups=groups)
-    x = head(
-        x,
-        include_top=include_top,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return finish(inputs, x, name=name, weights=weights)
+        return x
+
+    return backbone(stack, input_shape=input_shape, input_tensor=input_tensor, weights=weights, include_top=include_top,
+                    num_classes=num_classes, pooling=pooling, classifier_activation=classifier_activation, name=name)  # fmt: skip

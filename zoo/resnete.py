@@ -5,11 +5,9 @@ Tsinghua Science and Technology, 2023 (flying-Yan/GAAF, `net_01.py`, "ResnetE18"
 ResNetE name is Bethge et al.'s, Back to Simplicity, 2019.
 """
 
-import tensorflow as tf
-
 from larq_methods.method import Method
-from zoo.common import batch_norm, finish, head, is_small_input, resolve_input, scaled
-from zoo.reactnet import _stem, residual
+from zoo.common import backbone, batch_norm, scaled, stage_blocks
+from zoo.reactnet import _stem, downsample, residual
 from zoo.registry import register_model
 
 # (channels, blocks) per stage; stride 2 at the first block of stages 2-4.
@@ -38,14 +36,7 @@ def resnete_block(x, channels, stride, method, *, name):
     y = method.sign(y, name=f"{name}_sign2")
     y = method.conv(y, channels, 3, name=f"{name}_bconv3x3b")
     y = batch_norm(f"{name}_bn2")(y)
-    shortcut = x
-    if stride != 1 or x.shape[-1] != channels:
-        if method.downsample == "binary":
-            s = method.sign(x, name=f"{name}_downsample_sign")
-            s = method.conv(s, channels, 1, stride, name=f"{name}_downsample")
-        else:
-            s = tf.keras.layers.Conv2D(channels, 1, strides=stride, use_bias=False, name=f"{name}_downsample")(x)
-        shortcut = batch_norm(f"{name}_downsample_bn")(s)
+    shortcut = downsample(x, channels, stride, method, name=name, pool=False)
     return residual(method, y, shortcut, name=name)
 
 
@@ -77,22 +68,14 @@ def ResNetE18(
     code has CIFAR-10's 32x32 only). Arguments follow Keras applications.
     """
     method = method or RESNETE_METHOD
-    inputs, shape = resolve_input(input_shape, input_tensor)
-    x = batch_norm("input_bn", center=False, scale=False)(inputs)
-    x = _stem(x, scaled(64, alpha), small=is_small_input(shape), large_kernel=True)
-    block = 0
-    for stage, (channels, depth) in enumerate(RESNETE_18_STAGES):
-        for i in range(depth):
-            block += 1
-            stride = 2 if stage > 0 and i == 0 else 1
+
+    def stack(x, small):
+        x = batch_norm("input_bn", center=False, scale=False)(x)
+        x = _stem(x, scaled(64, alpha), small=small, large_kernel=True)
+        for block, stride, channels in stage_blocks(RESNETE_18_STAGES):
             x = resnete_block(x, scaled(channels, alpha), stride, method, name=f"block{block}")
-    if include_top or pooling is not None:
-        x = tf.keras.layers.ReLU(name="head_relu")(x)
-    x = head(
-        x,
-        include_top=include_top,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return finish(inputs, x, name=name, weights=weights)
+        return x
+
+    return backbone(stack, input_shape=input_shape, input_tensor=input_tensor, weights=weights, include_top=include_top,
+                    num_classes=num_classes, pooling=pooling, classifier_activation=classifier_activation, name=name,
+                    head_relu=True)  # fmt: skip

@@ -6,8 +6,9 @@ is, and `run(config, run_dir)` trains it into a run folder, fresh or resumed.
 resumes as the model it started as even after a preset has changed. `lqm train`, the
 leaderboard and the GAAF proxy training all call `run`.
 
+    config = RunConfig.for_model("reactnet-18", alpha=0.25)  # the paper recipe, as `lqm train`
     config = RunConfig(model="reactnet-18", method=zoo.get_entry("reactnet-18").method,
-                       recipe=training.Recipe(epochs=3), data=DataConfig(), alpha=0.25)
+                       recipe=training.Recipe(epochs=3), data=DataConfig(), alpha=0.25)  # or set it all
     results = run(config, "runs/r18")          # fresh; writes config.json first
     results = run(RunConfig.load("runs/r18"), "runs/r18", resume=True)
 """
@@ -25,7 +26,7 @@ import tensorflow as tf
 import larq_methods
 from larq_methods import costs, data, saving, training
 from larq_methods.method import Method
-from zoo import pretrained
+from zoo import pretrained, recipes
 from zoo.registry import UnknownModelError, create_model, get_entry
 
 CONFIG_VERSION = 1
@@ -118,12 +119,10 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, obj: dict) -> RunConfig:
-        """Reads `to_json`'s dict, or a config of the first `lqm train` (no version)."""
+        """Reads `to_json`'s dict."""
         if not isinstance(obj, dict):
             raise RunConfigError("a run configuration is a JSON object")
         version = obj.get("version")
-        if version is None and "options" in obj:
-            return _from_unversioned(obj)
         if version != CONFIG_VERSION:
             raise RunConfigError(f"config version {version!r} is not one this lqm reads (version {CONFIG_VERSION}); use the lqm that wrote it")
         try:
@@ -139,6 +138,23 @@ class RunConfig:
             raise RunConfigError(f"unreadable run configuration: {e}") from None
 
     @classmethod
+    def for_model(cls, model: str, *, data: DataConfig | None = None, recipe: str = "paper", teacher: str | None = None,
+                  recipe_changes: dict | None = None, **fields) -> RunConfig:  # fmt: skip
+        """The run of registered `model` that `lqm train MODEL` makes: the recipe preset
+        `recipe` for the model and dataset, with `recipe_changes` (fields of
+        `training.Recipe`) replacing its parts, and its teacher, as `zoo.recipes.plan`
+        decides (the paper recipe distils from the float twin); `fields` are the other
+        fields of `RunConfig` (alpha, seed, method: the model's own by default, ...)."""
+        data = data or DataConfig()
+        seed = fields.get("seed", 0)
+        plan = recipes.plan(
+            model, data.dataset, lambda: data.load(data.train_split, seed).num_examples,
+            recipe=recipe, teacher=teacher, **(recipe_changes or {}),
+        )  # fmt: skip
+        fields.setdefault("method", get_entry(model).method)
+        return cls(model=model, recipe=plan.recipe, data=data, teacher=plan.teacher, teacher_recipe=plan.teacher_recipe, **fields)
+
+    @classmethod
     def load(cls, run_dir) -> RunConfig:
         path = Path(run_dir) / "config.json"
         try:
@@ -151,43 +167,13 @@ class RunConfig:
             raise RunConfigError(f"{path}: {e}") from None
 
 
-def _from_unversioned(obj: dict) -> RunConfig:
-    """The first `lqm train`'s config.json: the click options plus the resolved method."""
-    o = obj["options"]
-    try:
-        recipe = training.Recipe(
-            recipe=o["recipe"], epochs=o["epochs"], batch_size=o["batch_size"], learning_rate=o["learning_rate"],
-            warmup_epochs=o.get("warmup_epochs", 0.0), weight_decay=o.get("weight_decay"),
-            label_smoothing=o.get("label_smoothing", 0.0), jit_compile=bool(o.get("xla")),
-        )  # fmt: skip
-        shape = obj.get("input_shape") or [o.get("image_size"), o.get("image_size"), o.get("channels")]
-        return RunConfig(
-            model=o["model_name"],
-            method=Method(**obj["method"]),
-            recipe=recipe,
-            data=DataConfig(
-                dataset=o["dataset"], data_dir=obj.get("data_dir"), train_split=obj.get("train_split") or "train",
-                eval_split=obj.get("eval_split") or "test", image_size=shape[0],
-                channels=int(shape[2]) if shape[2] else None,
-            ),  # fmt: skip
-            alpha=o["alpha"],
-            seed=o["seed"],
-            teacher=o.get("teacher"),
-            strategy=obj.get("strategy", "default"),
-            deterministic=False,  # it was not
-            commands=(obj["command"],) if obj.get("command") else (),
-        )
-    except (TypeError, KeyError, ValueError) as e:
-        raise RunConfigError(f"unreadable configuration of an older lqm: {e}") from None
-
-
 # -- models a run starts from or learns from ------------------------------------------------
 
 
 def load_model_spec(spec: str, role: str, dataset: str, input_shape, num_classes) -> tf.keras.Model:
-    """A model named on the command line: a model file, a run folder (its model.h5), or a
-    registered name with pretrained weights for `dataset`; its input and classes must fit
-    the run's. `role` names the option in errors ("--teacher", "--init")."""
+    """A model file, a run folder (its model.h5), or a registered name with pretrained
+    weights for `dataset`; its input and classes must fit the run's. `role` names the
+    parameter in errors ("teacher", "init")."""
     path = Path(spec)
     if path.is_dir():
         if not (path / "model.h5").exists():
@@ -203,9 +189,11 @@ def load_model_spec(spec: str, role: str, dataset: str, input_shape, num_classes
         try:
             model = create_model(spec, weights=dataset, input_shape=input_shape, num_classes=num_classes)
         except (ValueError, OSError) as e:
+            where = "a folder dataset" if data.is_folder(dataset) else dataset
+            why = str(e).splitlines()[0] if not data.is_folder(dataset) else "none are shipped for one"
             raise training.TrainingError(
-                f"{role} {spec}: no pretrained {dataset} weights that fit ({str(e).splitlines()[0]}); "
-                f"train it first, e.g. `lqm train {spec} --output runs/{spec}`, and pass runs/{spec}"
+                f"{role} {spec}: no pretrained weights for {where} that fit ({why}); "
+                f"train {spec} first and pass its run folder"
             ) from None
     if tuple(model.input_shape[1:]) != tuple(input_shape) or model.output_shape[-1] != num_classes:
         raise training.TrainingError(
@@ -312,10 +300,77 @@ def prepare(config: RunConfig) -> Prepared:
         raise data.DatasetError(f"{config.data.train_split} has {train_set.num_classes} classes, {config.data.eval_split} {eval_set.num_classes}")
     size = config.data.image_size or train_set.image_shape[0]
     if size is None:
-        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give an image size (--image-size)")
+        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give an image size (image_size)")
     channels = int(config.data.channels or train_set.image_shape[2])
     config = config.replace(data=dataclasses.replace(config.data, image_size=int(size), channels=channels))
     return Prepared(config, train_set, eval_set, (int(size), int(size), channels))
+
+
+def _check_sources(config: RunConfig, prepared: Prepared, model, resume: bool, trains_teacher: bool) -> None:
+    """Fails before the run folder exists when the initial weights or the teacher do not
+    fit: `init` first, so that a run that cannot start downloads no teacher."""
+    if config.init and not resume:
+        first_method = config.recipe.steps(config.method)[0][1]
+        target = model if first_method == config.method else prepared.build(first_method)
+        training.start_from(prepared.load(config.init, "init"), target)
+    tf.keras.backend.clear_session()
+    if config.teacher and not trains_teacher:
+        prepared.load(config.teacher, "teacher")
+        tf.keras.backend.clear_session()
+
+
+def _info(config: RunConfig, prepared: Prepared, strategy, model_costs) -> dict:
+    """Derived facts written beside the config (`config.json`'s `info`), never read back."""
+    recipe, method = config.recipe, config.method
+    return {
+        "input_shape": list(prepared.input_shape),
+        "num_classes": prepared.train_set.num_classes,
+        "class_names": list(getattr(prepared.train_set, "class_names", ()) or ()),
+        "train_examples": prepared.train_set.num_examples,
+        "eval_examples": prepared.eval_set.num_examples,
+        "steps_per_epoch": prepared.steps_per_epoch,
+        "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
+        "schedule": (
+            f"Adam, {recipe.warmup_epochs} warm-up epochs, then linear decay to 0 per step"
+            if recipe.schedule == "linear"
+            else f"Adam, the {recipe.schedule} schedule of `training.schedules.SCHEDULES`"
+        ),
+        "replicas": strategy.num_replicas_in_sync,
+        "costs": model_costs.as_dict(),
+        "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
+    }
+
+
+def _describe(config: RunConfig, prepared: Prepared, strategy, model_costs, run_dir, resume: bool) -> str:
+    """The line that announces the run."""
+    recipe = config.recipe
+    return (
+        f"{'Resuming' if resume else 'Training'} {config.model} ({config.method}; alpha {config.alpha}, "
+        f"{'x'.join(map(str, prepared.input_shape))}, {model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs), "
+        f"{recipe.recipe}{', distilled from ' + config.teacher if config.teacher else ''}"
+        f"{', from the weights of ' + config.init if config.init else ''}, on "
+        f"{prepared.train_set.num_examples} {config.data.dataset} images, {recipe.epochs} epoch(s) per step, "
+        f"{strategy.num_replicas_in_sync} replica(s){', deterministic' if config.deterministic else ''}"
+        f"{', ' + recipe.precision if recipe.precision != 'float32' else ''} -> {run_dir}"
+    )
+
+
+def _results(config: RunConfig, prepared: Prepared, run_dir: Path, trains_teacher: bool) -> dict:
+    """The run's results from its files: the last evaluation, epochs and training time."""
+    recipe, method = config.recipe, config.method
+    history = training.read_history(run_dir / recipe.steps(method)[-1][0] / "history.csv")
+    results = {
+        "eval_split": prepared.eval_set.split,
+        "eval_loss": history["val_loss"][-1],
+        "eval_accuracy": history["val_accuracy"][-1],
+        "eval_examples": prepared.eval_set.num_examples,
+        "epochs": len(history["epoch"]),
+        "train_seconds": training.run_seconds(run_dir, recipe, method),
+    }
+    if trains_teacher:
+        sub = teacher_config(config)
+        results["teacher_train_seconds"] = training.run_seconds(run_dir / TEACHER_FOLDER, sub.recipe, sub.method)
+    return results
 
 
 def run(
@@ -333,12 +388,13 @@ def run(
     resolved config, plus an `info` block of derived facts that is never read back) is
     written before training starts. Resumed: continues from the latest checkpoint of the
     first unfinished step; a larger `config.recipe.epochs` than the run had extends it.
+    A config from `RunConfig.for_model` gets the recipe and teacher `lqm train` gets.
     """
     run_dir = Path(run_dir)
     if resume and training.is_complete(run_dir, config.recipe, config.method):
         raise training.TrainingError(
             f"{run_dir} is complete: every step has its model.h5 and {config.recipe.epochs} epoch(s); "
-            "--epochs N extends it to N"
+            "more epochs extend it"
         )
     training.set_determinism(config.deterministic)
     prepared = prepare(config)
@@ -349,49 +405,13 @@ def run(
     )
     model = prepared.build(config.method)
     model_costs = costs.count(model)
-    if config.init and not resume:  # the weights must fit before the run folder exists
-        first_method = config.recipe.steps(config.method)[0][1]
-        target = model if first_method == config.method else prepared.build(first_method)
-        training.start_from(prepared.load(config.init, "--init"), target)
-    tf.keras.backend.clear_session()
-    if config.teacher and not trains_teacher:
-        # fail before the run starts; after --init, so that a run that cannot start
-        # downloads no teacher
-        prepared.load(config.teacher, "--teacher")
-        tf.keras.backend.clear_session()
-    recipe, method = config.recipe, config.method
+    _check_sources(config, prepared, model, resume, trains_teacher)
     # a resumed run's config.json changes only when the run is extended
-    write_config = not resume or RunConfig.load(run_dir) != config
-    if training.is_chief(strategy) and write_config:
+    if training.is_chief(strategy) and (not resume or RunConfig.load(run_dir) != config):
         if not resume:
             saving.create_run_folder(run_dir)
-        info = {
-            "input_shape": list(prepared.input_shape),
-            "num_classes": prepared.train_set.num_classes,
-            "class_names": list(getattr(prepared.train_set, "class_names", ()) or ()),
-            "train_examples": prepared.train_set.num_examples,
-            "eval_examples": prepared.eval_set.num_examples,
-            "steps_per_epoch": prepared.steps_per_epoch,
-            "steps": [{"folder": n or ".", "method": m.as_dict(), "weight_decay": wd} for n, m, wd in recipe.steps(method)],
-            "schedule": (
-                f"Adam, {recipe.warmup_epochs} warm-up epochs, then linear decay to 0 per step"
-                if recipe.schedule == "linear"
-                else "Adam, GAAF's step schedule (x0.2 from epoch 80, ...)"
-            ),
-            "replicas": strategy.num_replicas_in_sync,
-            "costs": model_costs.as_dict(),
-            "versions": {"larq_methods": larq_methods.__version__, "tensorflow": tf.__version__},
-        }
-        training.write_json(run_dir / "config.json", {**config.to_json(), "info": info})
-    echo(
-        f"{'Resuming' if resume else 'Training'} {config.model} ({method}; alpha {config.alpha}, "
-        f"{'x'.join(map(str, prepared.input_shape))}, {model_costs.bops:.3g} BOPs, {model_costs.flops:.3g} FLOPs), "
-        f"{recipe.recipe}{', distilled from ' + config.teacher if config.teacher else ''}"
-        f"{', from the weights of ' + config.init if config.init else ''}, on "
-        f"{prepared.train_set.num_examples} {config.data.dataset} images, {recipe.epochs} epoch(s) per step, "
-        f"{strategy.num_replicas_in_sync} replica(s){', deterministic' if config.deterministic else ''}"
-        f"{', ' + recipe.precision if recipe.precision != 'float32' else ''} -> {run_dir}"
-    )
+        training.write_json(run_dir / "config.json", {**config.to_json(), "info": _info(config, prepared, strategy, model_costs)})
+    echo(_describe(config, prepared, strategy, model_costs, run_dir, resume))
 
     def announce(name, step_method, weight_decay):
         if name:
@@ -402,26 +422,14 @@ def run(
         shipped = shipped_weights(config, prepared)
         echo(f"Distilling from the pretrained {config.teacher} {shipped.dataset} weights ({100 * shipped.accuracy:.2f}%)")
     training.train(
-        prepared.build, method, prepared.train_data, prepared.eval_data(), recipe, run_dir,
+        prepared.build, config.method, prepared.train_data, prepared.eval_data(), config.recipe, run_dir,
         steps_per_epoch=prepared.steps_per_epoch,
-        teacher=(lambda: prepared.load(teacher, "--teacher")) if teacher else None,
-        init=(lambda: prepared.load(config.init, "--init")) if config.init else None,
+        teacher=(lambda: prepared.load(teacher, "teacher")) if teacher else None,
+        init=(lambda: prepared.load(config.init, "init")) if config.init else None,
         strategy=strategy, resume=resume, verbose=verbose, on_step=announce, callbacks=callbacks,
         checkpoint_steps=config.checkpoint_steps, checkpoint_seconds=config.checkpoint_seconds,
     )  # fmt: skip
-    last_step = recipe.steps(method)[-1][0]
-    history = training.read_history(run_dir / last_step / "history.csv")
-    results = {
-        "eval_split": prepared.eval_set.split,
-        "eval_loss": history["val_loss"][-1],
-        "eval_accuracy": history["val_accuracy"][-1],
-        "eval_examples": prepared.eval_set.num_examples,
-        "epochs": len(history["epoch"]),
-        "train_seconds": training.run_seconds(run_dir, recipe, method),
-    }
-    if trains_teacher:
-        sub = teacher_config(config)
-        results["teacher_train_seconds"] = training.run_seconds(run_dir / TEACHER_FOLDER, sub.recipe, sub.method)
+    results = _results(config, prepared, run_dir, trains_teacher)
     if training.is_chief(strategy):
         training.write_json(run_dir / "results.json", results)
     return results

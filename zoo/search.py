@@ -8,7 +8,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-from larq_methods import gaaf, training
+from larq_methods import training
+from larq_methods.methods import gaaf
 from zoo.registry import get_entry
 from zoo.run import DataConfig, RunConfig, run
 

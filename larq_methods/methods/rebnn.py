@@ -13,7 +13,8 @@ code (`scale="code"`: alpha = 0.02 |s|, their backward pass) and ours (`scale="l
 and two balances: a constant gamma (the code's clamp makes it 2e-4 in effect) or the
 paper's adaptive one. The adaptive gamma is updated after every optimiser step through the
 layer's training hook (`hooks.TrainingHook`), which the training step of
-`larq_methods.training` calls for any model. At export, alpha * sign(W) is a per-channel
+`larq_methods.training` calls for any model. `SignOscillation` logs the weight
+oscillation the balance damps, for every binary model. At export, alpha * sign(W) is a per-channel
 constant that LCE folds into the LceBconv2d multiplier; gamma is training-only.
 """
 
@@ -24,7 +25,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import costs, hooks, layers
+from larq_methods import compat, hooks, layers
+from larq_methods.methods.preset import Preset
 
 _register = tf.keras.utils.register_keras_serializable(package="lqm")
 
@@ -232,10 +234,8 @@ class ReBNNConv2D(hooks.TrainingHook, layers.BinaryConv2D):
         probe = None
         if self.adaptive:
             probe = tf.Variable(tf.zeros(latent.shape, latent.dtype), trainable=False, name="probe")
-            # Kept a checkpoint dependency, so that SavedModel export can capture it.
-            self._track_trackable(probe, name="probe")
-        # Set past Keras' attribute tracking, which would list the probe among the weights.
-        object.__setattr__(self, "probe", probe)
+        # a checkpoint dependency (SavedModel export can capture it), not one of the weights
+        compat.track_hidden(self, "probe", probe)
         if not code:  # the code's backward pass holds L_R's gradient instead
             self.add_loss(self.reconstruction_loss)
 
@@ -311,24 +311,51 @@ class ReBNNConv2D(hooks.TrainingHook, layers.BinaryConv2D):
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "scale": self.scale}
 
-    @classmethod
-    def from_config(cls, config):
-        # Saved before the option existed, every ReBNNConv2D had the learned scale.
-        return cls(**{"scale": "learned", **config})
+
+class SignOscillation(tf.Module):
+    """ReBNN's weight-oscillation ratio per layer with a 1-bit kernel: the fraction of
+    latent weights whose sign flipped since the last `snapshot()` (an epoch's end).
+
+    The signs of the last snapshot are variables, so a checkpoint carries them and a run
+    resumed mid-epoch reports the same ratios as an uninterrupted one.
+    """
+
+    def __init__(self, layers_with_binary_kernels):
+        super().__init__(name="oscillation")
+        self._layers = list(layers_with_binary_kernels)
+        self.signs = [
+            tf.Variable(latent_sign_bits(layer), trainable=False, name=f"sign_{i}") for i, layer in enumerate(self._layers)
+        ]
+
+    def ratios(self) -> dict[str, float]:
+        if not self._layers:
+            return {}
+        ratios = {
+            f"oscillation/{layer.name}": float(oscillation_ratio(previous, latent_sign_bits(layer)))
+            for layer, previous in zip(self._layers, self.signs)
+        }
+        return {**ratios, "oscillation/mean": float(np.mean(list(ratios.values())))}
+
+    def snapshot(self) -> None:
+        for layer, previous in zip(self._layers, self.signs):
+            previous.assign(latent_sign_bits(layer))
 
 
-def rebnn_layers(model) -> list:
-    """The `ReBNNConv2D` layers of `model`, nested models included, in layer order."""
-    return [layer for layer in costs.flat_layers(model) if isinstance(layer, ReBNNConv2D)]
+def learned_conv(method, filters, kernel_size, **common):
+    """ReBNN's binary convolution with our learned scale (alpha from mean|W|)."""
+    return ReBNNConv2D(filters, kernel_size, gamma=method.gamma, scale="learned", **common)
 
 
-@_register
-class ReBNNModel(tf.keras.Model):
-    """Kept only so that .h5 files saved by earlier versions, whose model class it was,
-    still load; it adds nothing to `tf.keras.Model`. ReBNN's per-step gamma update now
-    reaches training through the layers' hooks (`hooks.TrainingHook`), for any model."""
+def code_conv(method, filters, kernel_size, **common):
+    """ReBNN's binary convolution as the authors released it; latent weights unclipped, as
+    in the code."""
+    return ReBNNConv2D(filters, kernel_size, gamma=method.gamma, scale="code", **{**common, "kernel_constraint": None})
 
 
-# HDF5 files name a model's class without the package prefix: register that name too, so
-# that `load_model` of an older .h5 file needs no `custom_objects`.
-tf.keras.utils.get_custom_objects()["ReBNNModel"] = ReBNNModel
+WEIGHTS = {"learned": learned_conv, "rebnn-code": code_conv}
+PRESETS = (
+    Preset(
+        "rebnn", {"weights": "rebnn-code", "gamma": AUTHORS_GAMMA},
+        "ReBNN as released: scale 0.02|s|, the code's backward pass, gamma 2e-4 [Xu et al. AAAI 2023]", "code",
+    ),  # fmt: skip
+)

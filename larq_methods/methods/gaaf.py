@@ -42,7 +42,8 @@ import larq as lq
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from larq_methods.layers import _training
+from larq_methods.layers import BinaryConv2D, training_flag
+from larq_methods.methods.preset import Preset
 from larq_methods.quantizers import BinarySign
 
 EPS = 1e-6
@@ -372,7 +373,7 @@ class GAAFSign(_GenomeLayer, BinarySign):
 
     def call(self, inputs, training=None):
         y = inputs if self.threshold is None else inputs - self.threshold
-        factor = None if _training(training) else sign_factor(self.genome, self.s_unary1, self.s_unary2)
+        factor = None if training_flag(training) else sign_factor(self.genome, self.s_unary1, self.s_unary2)
         if factor is None:
             f = self.activation(y)
         else:  # the same signs without f's ops (see `sign_factor`)
@@ -382,10 +383,55 @@ class GAAFSign(_GenomeLayer, BinarySign):
     def get_config(self):
         return {**super().get_config(), "clip_value": self.clip_value, "threshold": self.use_threshold}
 
-    @classmethod
-    def from_config(cls, config):
-        # Saved before the option existed, every GAAFSign had a learnable threshold.
-        return cls(**{"threshold": True, **config})
+
+
+# -- the preset, and the proxy network's weights and schedule ------------------------------
+
+# The genome of the GAAF models: s * x * sigmoid(|x|), found by this project's own search
+# (the paper's searched formulas were not published): of the search's top three, it
+# trained best on the leaderboard's terms (benchmarks/results/gaaf_search.md).
+DEFAULT_GENOME = "gate(scale,abs)"
+
+# The latent-weight clip of the authors' proxy network (`p.org.clamp_(-1.3, 1.3)`).
+PROXY_CLIP = 1.3
+
+# The authors' proxy regime (`net_01.py`): from these epochs on, these factors of the
+# initial rate.
+STEP_SCHEDULE = ((80, 0.2), (150, 0.1), (200, 0.02), (240, 0.01), (270, 0.002))
+
+
+def step_decay(learning_rate: float, steps_per_epoch: int, total_steps: int = 0, warmup_steps: int = 0):
+    """GAAF's step schedule (`STEP_SCHEDULE`), per optimiser step: constant for runs under
+    80 epochs, such as the authors' 15-epoch proxy training. (`total_steps` and
+    `warmup_steps` are a schedule's common arguments, unused here.)"""
+    del total_steps, warmup_steps
+    # PiecewiseConstantDecay switches after a boundary: epoch e starts at step e * steps
+    boundaries = [epoch * steps_per_epoch - 1 for epoch, _ in STEP_SCHEDULE]
+    values = [learning_rate] + [learning_rate * factor for _, factor in STEP_SCHEDULE]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def proxy_conv(method, filters, kernel_size, **common):
+    """The binary weights of GAAF's proxy network: unscaled sign(W), straight-through
+    without clipping, latent weights clipped to +-1.3 ("sign")."""
+    common["kernel_constraint"] = lq.constraints.WeightClip(PROXY_CLIP)
+    return BinaryConv2D(filters, kernel_size, kernel_quantizer=lq.quantizers.SteSign(clip_value=None), **common)
+
+
+def sign_layer(method, *, name):
+    """The GAAF sign of `method.gaaf`: with a learnable threshold in front of f if the
+    method's threshold is "static" (Ours), without one if it is "none" (the code's)."""
+    return GAAFSign(method.gaaf, threshold=method.threshold == "static", name=name)
+
+
+WEIGHTS = {"sign": proxy_conv}
+SCHEDULES = {"step": step_decay}
+PRESETS = (
+    Preset(
+        "gaaf", {"threshold": "none", "gaaf": DEFAULT_GENOME},
+        f"GAAF: complementary activation {DEFAULT_GENOME} before the sign, no threshold [Li et al. 2023]", "code",
+    ),  # fmt: skip
+)
 
 
 # -- the genetic search --------------------------------------------------------------------

@@ -1,0 +1,13 @@
+"""What a run raises when it cannot start or stops without a usable model."""
+
+
+class TrainingError(Exception):
+    """A run that cannot start, or that stopped without a usable model."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Interrupted(TrainingError):
+    """The run was interrupted (Ctrl-C); a checkpoint of its state was saved."""
