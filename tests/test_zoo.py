@@ -178,3 +178,35 @@ def test_resnete_18_converts_fully_binary(genome):
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     _, report = convert.convert_and_verify(model, x, min_agreement=1.0, input="scaled")
     assert report["operators"]["LceBconv2d"] == 19
+
+
+@pytest.mark.slow
+def test_quicknet_converts_to_larq_zoos_quicknet():
+    """`quicknet` at ImageNet's size converts to exactly the operators, with the same shapes
+    and options, that larq-zoo's own QuickNet converts to: QuickNet's signs and unscaled
+    weights let LCE fuse each block's ReLU and BatchNorm into its LceBconv2d."""
+    import larq_zoo
+
+    from larq_methods import convert
+
+    def ops(model):
+        return sorted(convert.inventory(convert.convert(model)), key=repr)
+
+    ours = ops(zoo.create_model("quicknet", input_shape=(224, 224, 3), num_classes=1000))
+    theirs = ops(larq_zoo.sota.QuickNet(weights=None, input_shape=(224, 224, 3), num_classes=1000))
+    assert convert.op_counts(ours)["LceBconv2d"] == 16 and "RELU" not in convert.op_counts(ours)
+    assert ours == theirs
+
+
+def test_a_method_on_quicknet_keeps_quicknets_weights_unless_it_changes_them():
+    from larq_methods.methods import plain
+
+    for name, threshold in (("insta-quicknet", "insta"), ("dybnn-quicknet", "dynamic")):
+        method = zoo.get_entry(name).method
+        assert (method.threshold, method.weights) == (threshold, "ste-sign")
+    model = zoo.create_model("quicknet", input_shape=(28, 28, 1), num_classes=10, alpha=0.25)
+    conv = model.get_layer("block1_bconv3x3")
+    assert isinstance(conv.kernel_quantizer, lq.quantizers.SteSign) and conv.kernel_quantizer.clip_value == plain.QUICKNET_CLIP
+    assert isinstance(conv.kernel_constraint, lq.constraints.WeightClip) and conv.kernel_constraint.clip_value == 1.25
+    sign = model.get_layer("block1_sign")
+    assert isinstance(sign, lq.quantizers.SteSign) and sign.clip_value == 1.25

@@ -80,7 +80,10 @@ class BiRealNetMethodFactory(_MethodBlocks, BiRealNetFactory):
 @factory
 class QuickNetMethodFactory(_MethodBlocks, QuickNetFactory):
     """QuickNet (Bannink et al., larq-zoo) with method-built residual blocks:
-    out = act(BN(ReLU(BConv3x3(sign(x)))) + x); LCE fuses the ReLU and BN into the bconv."""
+    out = act(BN(ReLU(BConv3x3(sign(x)))) + x). With QuickNet's own method (`QUICKNET`:
+    its straight-through signs for inputs and weights, no scale, latent weights clipped to
+    1.25) the converted graph is larq-zoo's `QuickNet`: LCE fuses the ReLU and BatchNorm
+    into each LceBconv2d."""
 
     def stem_module(self, filters, x):
         """Small inputs (<= 64 px, ours): one real 3x3 stride-1 conv + BN instead of
@@ -140,10 +143,15 @@ def BiRealNet(*, input_shape=None, input_tensor=None, weights=None, include_top=
     )  # fmt: skip
 
 
+# QuickNet's own binarisation, as larq-zoo builds it: SteSign(clip 1.25) on inputs and
+# weights, unscaled weights clipped to 1.25, no activation after the addition.
+QUICKNET = Method(threshold="ste", activation="none", weights="ste-sign")
+
+
 @register_model(
     "quicknet",
-    "larq-zoo QuickNet, blocks as QuickNet's: plain sign, ReLU, no activation after the add",
-    method=Method(threshold="none", activation="none"),
+    "larq-zoo QuickNet, blocks as QuickNet's: straight-through sign (clip 1.25), unscaled weights, ReLU, no activation after the add",
+    method=QUICKNET,
     follows="larq-zoo",
 )
 def QuickNet(*, input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000, alpha=1.0, method=None, name="quicknet"):

@@ -587,59 +587,77 @@ def search(
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
     if not admit_above >= 0:
         raise ValueError(f"admit_above must be >= 0 (fitness-proportionate selection); got {admit_above}")
-    rng = random.Random(seed)
     known = {}
     if log_path:
         records = read_log(log_path)[1] if config is None else open_log(log_path, config)
         known = {r["genome"]: r["fitness"] for r in records}
-    bar = tqdm(total=population + generations * children, unit="genome", disable=not progress)
+    run = _Search(fitness, random.Random(seed), known, log_path)
+    with tqdm(total=population + generations * children, unit="genome", disable=not progress) as run.bar:
+        run.first_population(population, admit_above)
+        for generation in range(1, generations + 1):
+            run.generation(generation, children, selection)
+    return run.ranked
 
-    def evaluate(genome, generation):
+
+class _Search:
+    """The state of one `search`: the ranked population, the fitnesses known so far (from
+    the log, and each new one appended to it), the random generator and the progress bar."""
+
+    def __init__(self, fitness, rng, known, log_path):
+        self.fitness, self.rng, self.known, self.log_path = fitness, rng, known, log_path
+        self.ranked = []
+        self.bar = None
+
+    def evaluate(self, genome, generation) -> float:
         key = str(genome)
-        if key not in known:
-            value = float(fitness(genome))
-            known[key] = -math.inf if math.isnan(value) else value
-            if log_path:
-                record = {"genome": key, "fitness": known[key], "generation": generation}
-                with open(log_path, "a") as f:
+        if key not in self.known:
+            value = float(self.fitness(genome))
+            self.known[key] = -math.inf if math.isnan(value) else value
+            if self.log_path:
+                record = {"genome": key, "fitness": self.known[key], "generation": generation}
+                with open(self.log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-        return known[key]
+        return self.known[key]
 
-    def rank(members):
-        return sorted(members, key=lambda member: -member[1])  # stable: ties keep their order
+    def admit(self, genome, score) -> None:
+        # sorted is stable: ties keep their order of arrival
+        self.ranked = sorted(self.ranked + [(genome, score)], key=lambda member: -member[1])
 
-    with bar:
-        ranked, refused = [], 0
-        while len(ranked) < population:
-            genome = Genome.random(rng)
-            if any(genome == member for member, _ in ranked):
+    def is_member(self, genome) -> bool:
+        return any(genome == member for member, _ in self.ranked)
+
+    def first_population(self, population, admit_above) -> None:
+        refused = 0
+        while len(self.ranked) < population:
+            genome = Genome.random(self.rng)
+            if self.is_member(genome):
                 continue
-            score = evaluate(genome, 0)
+            score = self.evaluate(genome, 0)
             if score > admit_above:
-                ranked = rank(ranked + [(genome, score)])
-                bar.update()
+                self.admit(genome, score)
+                self.bar.update()
                 continue
             refused += 1
-            bar.set_postfix(refused=refused)
+            self.bar.set_postfix(refused=refused)
             if refused >= 10 * population:
                 raise SearchError(
-                    f"only {len(ranked)} of {len(ranked) + refused} random genomes scored above "
+                    f"only {len(self.ranked)} of {len(self.ranked) + refused} random genomes scored above "
                     f"{admit_above:g}: the proxy training fails (try a lower learning rate)"
                 )
-        for generation in range(1, generations + 1):
-            scheme = rng.randrange(3) if selection == "authors" else None
-            for _ in range(children):
-                bar.update()
-                if scheme is None:
-                    parent = rng.choice(ranked)[0]
-                else:
-                    parents = select_parents(scheme, ranked, rng)
-                    parent = parents[rng.randrange(2)]
-                child = parent.mutate(rng)
-                if any(child == member for member, _ in ranked):
-                    continue
-                score = evaluate(child, generation)
-                if score > ranked[-1][1]:
-                    ranked = rank(ranked[:-1] + [(child, score)])
-            bar.set_postfix(best=ranked[0][1])
-    return ranked
+
+    def generation(self, generation, children, selection) -> None:
+        scheme = self.rng.randrange(3) if selection == "authors" else None
+        for _ in range(children):
+            self.bar.update()
+            if scheme is None:
+                parent = self.rng.choice(self.ranked)[0]
+            else:
+                parent = select_parents(scheme, self.ranked, self.rng)[self.rng.randrange(2)]
+            child = parent.mutate(self.rng)
+            if self.is_member(child):
+                continue
+            score = self.evaluate(child, generation)
+            if score > self.ranked[-1][1]:
+                self.ranked = self.ranked[:-1]
+                self.admit(child, score)
+        self.bar.set_postfix(best=self.ranked[0][1])
