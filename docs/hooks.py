@@ -22,7 +22,7 @@ _BLOCK = re.compile(r'<div class="arithmatex">\\\[(.+?)\\\]</div>', re.S)
 
 
 def on_page_markdown(markdown, page, config, files):
-    return tables.expand(markdown)
+    return tables.expand(markdown, page.file.src_uri)
 
 
 def on_page_content(content, page, config, files):

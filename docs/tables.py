@@ -9,6 +9,7 @@ The site's pages take the same tables through `<!-- table: NAME -->` markers (do
 """
 
 import json
+import posixpath
 import re
 import statistics
 import sys
@@ -117,37 +118,45 @@ def result_tables(name: str) -> list[str]:
     return tables
 
 
+# results files that do not record their command
+COMMANDS = {"costs": "python benchmarks/costs.py"}
+
+
 def result_command(name: str) -> str | None:
     """The command that made benchmarks/results/NAME.md, as the file records it."""
+    if name in COMMANDS:
+        return COMMANDS[name]
     found = re.search(r"`((?:\.venv/bin/)?python benchmarks/[^`]+)`", (RESULTS / f"{name}.md").read_text())
-    return found.group(1) if found else None
+    # a --label only names the rows of a plot; it is no part of what was measured
+    return re.sub(r" --label .*?(?= --[a-z]|$)", "", found.group(1)) if found else None
 
 
-def result_section(spec: str) -> str:
+def result_section(spec: str, images: str = "results/") -> str:
     """`NAME` or `NAME#K` (the K-th table, from 1): the command, the machine, the table and
-    the plot of benchmarks/results/NAME.md."""
+    the plot of benchmarks/results/NAME.md (the site holds the plots under `images`)."""
     name, _, index = spec.partition("#")
     table = result_tables(name)[int(index or 1) - 1]
     command = result_command(name)
     made = f"Made by `{command}`" if command else f"From `benchmarks/results/{name}.md`"
     parts = [f"{made} on {MACHINE}.\n", table]
     if (RESULTS / f"{name}.png").exists() and not index:
-        parts.append(f"![{name}]({name}.png)\n")
+        parts.append(f"![{name}]({images}{name}.png)\n")
     return "\n".join(parts)
 
 
 TABLES = {"shipped": shipped_table}
 
 
-def expand(markdown: str, page_dir: str = "") -> str:
+def expand(markdown: str, page: str = "index.md") -> str:
     """Replaces every `<!-- table: NAME -->` line (a table of TABLES) and every
-    `<!-- results: NAME -->` line (`result_section`) of a page."""
+    `<!-- results: NAME -->` line (`result_section`) of the site's page `page`."""
+    images = posixpath.relpath("results", posixpath.dirname(page) or ".") + "/"
 
     def table(match):
         return TABLES[match.group(1)]()
 
     def results(match):
-        return result_section(match.group(1))
+        return result_section(match.group(1), images)
 
     markdown = re.sub(r"^<!-- table: ([\w-]+) -->$", table, markdown, flags=re.M)
     return re.sub(r"^<!-- results: ([\w#-]+) -->$", results, markdown, flags=re.M)

@@ -64,7 +64,7 @@ def test_the_shipped_table_has_one_row_per_shipped_model_with_its_figures():
 def test_a_result_section_names_its_command_and_the_machine():
     section = tables.result_section("latency")
     assert "`python benchmarks/latency.py" in section and tables.MACHINE in section
-    assert "| `reactnet-18` |" in section and "![latency](latency.png)" in section
+    assert "| `reactnet-18` |" in section and "![latency](results/latency.png)" in section
 
 
 @pytest.mark.xfail(
