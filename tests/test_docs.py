@@ -48,6 +48,13 @@ def test_the_readme_table_of_shipped_models_is_what_the_script_makes_now():
     assert tables.main(["--check"]) == 0
 
 
+def test_every_local_link_of_the_readme_names_a_file():
+    text = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not link.startswith(("http://", "https://"))]
+    assert local and [link for link in local if not (ROOT / link).is_file()] == []
+
+
 def test_the_shipped_table_has_one_row_per_shipped_model_with_its_figures():
     rows = {r["model"]: r for r in tables.shipped_rows()}
     registry = {e["model"]: e for e in tables.registry() if e["dataset"] == "fashion_mnist"}
