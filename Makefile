@@ -49,7 +49,7 @@ demo: install dataset
 	$(BIN)/lqm evaluate $(RUN)/model.tflite --dataset fashion_mnist
 	@echo "Demo run folder: $(RUN)"
 
-test: install dataset
+test: install $(BIN)/mkdocs dataset
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --max-worker-restart 0 $(PYTEST_ARGS)
 
 test-fast: PYTEST_ARGS += -m "not slow"
