@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 import zoo  # noqa: E402
 from larq_methods import costs  # noqa: E402
 
-# ../shared/METHODS.md, "Published counts"
+# the counts the papers publish
 PUBLISHED = {"reactnet-a": (4.82e9, 0.12e8, 0.87e8), "reactnet-18": (1.68e9, 1.38e8, 1.63e8)}
 
 

@@ -1,4 +1,4 @@
-"""`lqm search-af`: the genetic search of GAAF complementary activations (METHODS.md, 5)."""
+"""`lqm search-af`: the genetic search of GAAF complementary activations (Li et al. 2023)."""
 
 import datetime
 import shlex

@@ -6,7 +6,7 @@ import zoo
 from larq_methods import costs
 from larq_methods.methods.reactnet import RSign
 
-# METHODS.md, "Published counts": BOPs, FLOPs, OPs at 224x224, 1000 classes.
+# The counts the papers publish: BOPs, FLOPs, OPs at 224x224, 1000 classes.
 PUBLISHED = {
     "reactnet-a": (4.82e9, 0.12e8, 0.87e8),
     "reactnet-18": (1.68e9, 1.38e8, 1.63e8),

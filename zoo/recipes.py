@@ -1,7 +1,7 @@
 """Training recipes by name: what `lqm train NAME` runs when no option says otherwise.
 
 "paper" is ReActNet's recipe as its released code runs it (`run.sh`, liuzechun/ReActNet;
-METHODS.md section 6), which INSTA-BNN, DyBNN, ReBNN and FTBNN train with too:
+the recipe the papers report), which INSTA-BNN, DyBNN, ReBNN and FTBNN train with too:
 
 - two steps: binary activations with real weights, then both binary from step 1's
   weights (`training.Recipe(recipe="two-step")`);
