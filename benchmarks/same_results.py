@@ -119,12 +119,12 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, help="Keep the run folders here (and reuse the finished ones).")
     parser.add_argument("--base-only", action="store_true", help="Only train the base side's runs (into --keep).")
     args = parser.parse_args(argv)
-    runs = [r for r in RUNS if not args.models or r[0] in args.models]
+    runs = [(i, *r) for i, r in enumerate(RUNS) if not args.models or r[0] in args.models]
     with tempfile.TemporaryDirectory(prefix="lqm-same-") as tmp:
         work = args.keep or Path(tmp)
         base = export(args.base, Path(tmp))
         failed = 0
-        for index, (model, extra) in enumerate(runs):
+        for index, model, extra in runs:
             label = f"{model}{' ' + ' '.join(extra) if extra else ''}"
             folders = [work / f"{side}-{index}-{model}" for side in ("base", "head")]
             for tree, folder in zip((base, ROOT), folders):

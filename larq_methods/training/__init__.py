@@ -17,7 +17,7 @@ described by one configuration, and `zoo.recipes` decides which recipe a model g
 """
 
 from larq_methods.training.checkpoints import Checkpoints
-from larq_methods.training.errors import Interrupted, NonFiniteLoss, TrainingError
+from larq_methods.training.errors import Interrupted, NonFiniteLoss, TrainingError, WriteError
 from larq_methods.training.history import (
     append_history,
     plot_history,
@@ -68,7 +68,7 @@ from larq_methods.training.transfer import (
 __all__ = [
     "PRECISIONS", "RECIPES", "SCHEDULES", "STRATEGIES", "TWO_STEP_WEIGHT_DECAY",
     "Checkpoints", "Interrupted", "Loop", "LoopOptions", "NonFiniteLoss", "Recipe", "Trainer", "TrainingError",
-    "WarmupLinearDecay", "add_weight_decay", "append_history", "binary_kernel_layers", "check_same_method",
+    "WarmupLinearDecay", "WriteError", "add_weight_decay", "append_history", "binary_kernel_layers", "check_same_method",
     "compile_classifier", "conv_kernels", "distribute", "float32_copy", "has_binary_kernels", "is_chief",
     "is_complete", "make_schedule", "make_strategy", "mixed_policy", "outputs_logits", "plot_history",
     "precision_policy", "read_history", "run_seconds", "set_determinism", "start_from", "train",

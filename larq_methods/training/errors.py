@@ -11,3 +11,8 @@ class NonFiniteLoss(TrainingError):
 
 class Interrupted(TrainingError):
     """The run was interrupted (Ctrl-C); a checkpoint of its state was saved."""
+
+
+class WriteError(TrainingError):
+    """A run's file could not be written (a full disk, say); the last good checkpoint is
+    kept, and the run resumes from it."""

@@ -8,6 +8,7 @@ exactly the batches it had not trained on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_methods import precise_bn
-from larq_methods.training.errors import Interrupted, NonFiniteLoss, TrainingError
+from larq_methods.training.errors import Interrupted, NonFiniteLoss, TrainingError, WriteError
 from larq_methods.training.history import (
     TensorBoardLog,
     append_history,
@@ -92,9 +93,27 @@ class Loop:
     def save(self, epoch) -> bool:
         """Checkpoints the state as of `epoch` completed epochs, unless it is not finite."""
         if _finite(self.student):
-            self.checkpoints.save(epoch, self.elapsed())
+            with self.writing("a checkpoint"):
+                self.checkpoints.save(epoch, self.elapsed())
             return True
         return False
+
+    @contextlib.contextmanager
+    def writing(self, what: str):
+        """Turns a failed write (a full disk, a folder that became read-only) into a
+        `WriteError` that names the last good checkpoint, which a failed save leaves in
+        force (`Checkpoints`)."""
+        try:
+            yield
+        except (OSError, tf.errors.OpError) as e:
+            reason = getattr(e, "strerror", None) or str(getattr(e, "message", e)).splitlines()[0]
+            good = int(self.checkpoints.epoch.numpy()) if self.checkpoints.latest else None
+            kept = (
+                f"the last good checkpoint (epoch {good}) is kept in {self.checkpoints.manager.directory}"
+                if good is not None
+                else "no checkpoint was written yet"
+            )
+            raise WriteError(f"could not write {what} in {self.run_dir} ({reason}); {kept}") from None
 
     def run(self) -> float:
         """Trains; returns the training seconds of the whole run. Raises `Interrupted` on
@@ -198,10 +217,11 @@ class Loop:
         if self.oscillation is not None:
             row.update(self.oscillation.ratios())
             self.oscillation.snapshot()
-        append_history(self.history_csv, row)
-        self.done = epoch + 1
-        self.tensorboard.write(row, epoch)
-        plot_history(self.history_csv, self.run_dir / "curves.png")
+        with self.writing("the history"):
+            append_history(self.history_csv, row)
+            self.done = epoch + 1
+            self.tensorboard.write(row, epoch)
+            plot_history(self.history_csv, self.run_dir / "curves.png")
         self.callbacks.on_epoch_end(epoch, row)
         self.save(epoch + 1)
         self.last_save, self.last_save_time = self.step, time.perf_counter()

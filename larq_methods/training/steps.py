@@ -24,7 +24,7 @@ import tensorflow as tf
 from larq_methods import costs, saving
 from larq_methods.methods.rebnn import SignOscillation
 from larq_methods.training.checkpoints import Checkpoints
-from larq_methods.training.errors import TrainingError
+from larq_methods.training.errors import TrainingError, WriteError
 from larq_methods.training.loop import Loop, LoopOptions
 from larq_methods.training.precision import float32_copy, precision_policy
 from larq_methods.training.recipe import Recipe
@@ -145,7 +145,8 @@ def _train_step(job: _Job, index, step_method, weight_decay, step_dir, previous,
     )  # fmt: skip
     loop.run()
     saved = model if job.recipe.precision == "float32" else float32_copy(model, job.build, step_method)
-    saving.save_model(saved, step_dir / "model.h5")
+    with loop.writing("model.h5"):
+        saving.save_model(saved, step_dir / "model.h5")
     return model, saved
 
 
@@ -236,5 +237,9 @@ def _train_steps(job: _Job, method, run_dir, resume, on_step):
     if not worked:
         raise TrainingError(f"{run_dir} is complete: every step has its model.h5 and {job.recipe.epochs} epoch(s)")
     if name:
-        saving.save_model(saved, job.out / "model.h5")
+        try:
+            saving.save_model(saved, job.out / "model.h5")
+        except (OSError, tf.errors.OpError) as e:
+            reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+            raise WriteError(f"could not write {job.out / 'model.h5'} ({reason}); {step_dir / 'model.h5'} is the same model") from None
     return saved
