@@ -281,7 +281,7 @@ class Comparison:
         """Trains `names` as `python -m zoo.compare DIR RUN` subprocesses, `jobs` at a time,
         each with its share of the cores; their output goes to DIR/logs/RUN.log."""
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         logs = self.directory / "logs"
