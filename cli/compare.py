@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 from pathlib import Path
 
 import click
@@ -64,11 +65,14 @@ def compare(models, output, budget_ms, relative, jobs, latency_runs, **options):
         comparison = lqcompare.Comparison(settings, output, command=command, echo=click.echo)
         budget = budget_ms if budget_ms is not None else (f"{relative}x" if relative is not None else None)
         lqcompare.check_settings(comparison.directory, settings, command)
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` checkpoints as Ctrl-C does
         try:
             comparison.train(jobs)
         except training.Interrupted as e:
             click.echo(f"\n{e}; rerun the same command to resume", err=True)
             click.get_current_context().exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         click.echo("Measuring the test split once per run, converting each model's selected run, timing them")
         with native_stderr_silenced():  # the converter's notices
             report = comparison.measure(budget, latency_runs)

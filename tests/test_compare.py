@@ -212,6 +212,27 @@ def test_settings_refuse_what_cannot_be_compared(data_dir, tmp_path):
         lqcompare.check_settings(tmp_path / "taken", tiny_settings(data_dir), "")
 
 
+def test_one_run_folder_is_never_trained_by_two_processes(tmp_path):
+    lock = tmp_path / ".m-s0.lock"
+    with lqcompare._locked(lock, "busy"):
+        with pytest.raises(lqcompare.CompareError, match="^busy$"):  # another open file: as a second process
+            with lqcompare._locked(lock, "busy"):
+                pass
+    with lqcompare._locked(lock, "busy"):  # released: taken again
+        pass
+
+
+@pytest.mark.slow  # two subprocesses, each starting TensorFlow (~2.5 min on 2 cores)
+def test_jobs_train_runs_as_subprocesses_that_log_and_finish(data_dir, tmp_path):
+    settings = tiny_settings(data_dir, models=("reactnet-18",))
+    comparison = Comparison(settings, tmp_path / "cmp", echo=lambda line: None)
+    lqcompare.check_settings(comparison.directory, settings, "")
+    comparison.train(jobs=2)
+    for name in ("reactnet-18-s0", "reactnet-18-s1"):
+        assert comparison.finished(name)
+        assert f"-> {tmp_path / 'cmp' / name}" in (tmp_path / "cmp" / "logs" / f"{name}.log").read_text()
+
+
 # -- statistics and choices on hand-made figures ------------------------------------------------
 
 

@@ -27,11 +27,12 @@ report.md, report.csv, report.json, accuracy_latency.png and curves.png.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -266,15 +267,16 @@ class Comparison:
         """Trains run `name` fresh, or resumes it where it stopped; refuses a run folder
         that holds a run of other settings."""
         config, folder = self.runs()[name], self.directory / name
-        resume = (folder / "config.json").exists()
-        if resume:
-            saved = lqrun.RunConfig.load(folder)
-            if not saved.same_training(config):
-                raise CompareError(f"{folder} holds a run of other settings than this comparison's; move it away")
-            if training.is_complete(folder, saved.recipe, saved.method):
-                return
-            config = saved
-        lqrun.run(config, folder, resume=resume, verbose=2, echo=self.echo)
+        with _locked(self.directory / f".{name}.lock", f"{folder} is being trained by another process (a compare still running?)"):
+            resume = (folder / "config.json").exists()
+            if resume:
+                saved = lqrun.RunConfig.load(folder)
+                if not saved.same_training(config):
+                    raise CompareError(f"{folder} holds a run of other settings than this comparison's; move it away")
+                if training.is_complete(folder, saved.recipe, saved.method):
+                    return
+                config = saved
+            lqrun.run(config, folder, resume=resume, verbose=2, echo=self.echo)
         tf.keras.backend.clear_session()
 
     def _train_parallel(self, names: list[str], jobs: int) -> None:
@@ -293,15 +295,17 @@ class Comparison:
                     name = pending.pop(0)
                     with open(logs / f"{name}.log", "ab") as log:
                         command = [sys.executable, "-m", "zoo.compare", str(self.directory), name]
-                        running[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+                        # a session of its own: a Ctrl-C reaches it once, from here
+                        running[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                     self.echo(f"{name}: training in a subprocess (log: {logs / name}.log)")
                 time.sleep(0.5)
                 for name, process in list(running.items()):
                     if process.poll() is not None:
                         del running[name]
                         (failed.append(name) if process.returncode else self.echo(f"{name}: finished"))
-        except KeyboardInterrupt:  # the subprocesses got the Ctrl-C too: they checkpoint
-            for process in running.values():
+        except KeyboardInterrupt:
+            for process in running.values():  # each checkpoints, then stops
+                process.send_signal(signal.SIGINT)
                 process.wait()
             raise training.Interrupted("interrupted; the runs in progress checkpointed") from None
         if failed:
@@ -367,7 +371,8 @@ class Comparison:
             prepared = lqrun.prepare(config)
             test_set = config.data.load(test_split(self.settings), 0)
             model = prepared.load(teacher.spec, "teacher")
-            batches = data.pipeline(test_set, training=False, **prepared._pipe)
+            size, _, channels = prepared.input_shape
+            batches = data.pipeline(test_set, image_size=size, channels=channels, batch_size=256, training=False)
             training.write_json(path, {"teacher": teacher.spec, "accuracy": precise_bn.top1(model, batches)})
             tf.keras.backend.clear_session()
         return json.loads(path.read_text())["accuracy"]
@@ -456,6 +461,21 @@ def model_row(model, runs, baseline_runs, card, timing, baseline_timing, twin_ac
         "kernel": timing["kernel"], "tflite": f"models/{model}.tflite", "tflite_bytes": card["size_bytes"],
         "bops": card["costs"]["bops"], "flops": card["costs"]["flops"],
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _locked(path: Path, busy: str):
+    """Holds an exclusive lock on `path` (created if need be), or raises CompareError(busy)
+    where another process holds it: two processes never train one run folder."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CompareError(busy) from None
+        yield
 
 
 # -- statistics and choices -----------------------------------------------------------------
@@ -691,8 +711,6 @@ def write_report(directory: Path, report: dict) -> None:
 
 
 if __name__ == "__main__":  # one run of a comparison, as `Comparison.train` starts it
-    import signal
-
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # checkpoint, then stop
     directory, name = Path(sys.argv[1]), sys.argv[2]
     settings, command = load_settings(directory)
