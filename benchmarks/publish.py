@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +75,7 @@ def entry(report: dict, run: dict, config: dict, *, seed_rule: int | None, sha25
             "optimizer": "adam, linear decay to 0 per step" if recipe["schedule"] == "linear" else "adam, step decay",
             "teacher": report["teacher"], "train_split": f"train less a {100 * report['settings']['validation_split']:g}% validation part",
             "seed": run["seed"], "chosen_by": how_chosen(report, seed_rule),
-            "validation_accuracy": run["validation_accuracy"], "run": run["run"], "method": config["method"],
+            "validation_accuracy": run["validation_accuracy"], "run": f"{source}/{run['run']}", "method": config["method"],
         },  # fmt: skip
         "date": date,
         "alpha": config["alpha"],
@@ -127,12 +128,13 @@ def main(argv=None):
         run = chosen_run(report, model, args.seed)
         config = json.loads((args.directory / run["run"] / "config.json").read_text())
         path = WEIGHTS_DIR / weights_file(model, report["settings"]["dataset"])
-        target = path.with_name(f".{path.name}.new") if args.dry_run else path
+        target = Path(tempfile.mkdtemp()) / path.name if args.dry_run else path
         accuracy = measure(args.directory, run, target, report["test_split"])
         new = entry(report, run, config, seed_rule=args.seed, sha256=pretrained.sha256(target), accuracy=accuracy,
                     source=source, date=datetime.date.today().isoformat())  # fmt: skip
         if args.dry_run:
             target.unlink()
+            print(json.dumps(new, indent=1))
         registry = with_entry(registry, new)
         print(f"{model}: {run['run']} ({new['recipe']['chosen_by']}), {100 * accuracy:.2f}% on {report['test_split']}"
               f"{' (dry run)' if args.dry_run else f' -> {path.relative_to(ROOT)}'}", flush=True)  # fmt: skip

@@ -83,6 +83,7 @@ def test_a_registry_entry_says_how_its_run_was_chosen(publish):
     assert (weights.file, weights.accuracy, weights.input_shape, weights.num_classes) == ("quicknet-fashion_mnist.npz", 0.9123, (28, 28, 1), 10)
     assert weights.recipe["chosen_by"] == "best validation accuracy of seeds 0-1 (10% of train held out)"
     assert (weights.recipe["seed"], weights.recipe["validation_accuracy"], weights.recipe["steps"]) == (1, 0.92, 2)
+    assert weights.recipe["run"] == "benchmarks/results/compare/quicknet/quicknet-s1"
     fixed = publish.entry(REPORT, publish.chosen_run(REPORT, "quicknet", 0), CONFIG, seed_rule=0, sha256="", accuracy=0.9, source="", date="")
     assert fixed["recipe"]["chosen_by"] == "seed 0 of 0-1, fixed before training (a stated rule)"
 
