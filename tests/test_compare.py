@@ -321,3 +321,16 @@ def test_a_folder_dataset_holds_out_the_same_way(tmp_path):
     assert (train.num_examples, validation.num_examples) == (18, 2)
     assert not set(train.files) & set(validation.files) and len(set(train.files) | set(validation.files)) == 20
     assert data.load(str(tmp_path), "test", validation_split=0.1).num_examples == 4
+
+
+def test_a_tfds_dataset_holds_out_the_same_way():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=50, policy=tfds.testing.MockPolicy.USE_CODE):  # offline: random images
+        train = data.load("mnist", "train", validation_split=0.1, seed=0)
+        validation = data.load("mnist", "validation", validation_split=0.1, seed=0)
+        assert (train.num_examples, validation.num_examples) == (45, 5)
+        assert not set(_images(train)) & set(_images(validation))
+        assert sorted(_images(train) + _images(validation)) == sorted(_images(data.load("mnist", "train")))
+        assert _images(data.load("mnist", "validation", validation_split=0.1, seed=0)) == _images(validation)
+        assert data.load("mnist", "test", validation_split=0.1).num_examples == 50
