@@ -327,9 +327,11 @@ def _load_held_out(name: str, split: str, data_dir, fraction: float, seed: int) 
         if {"validation", "val"} & set(tfds.builder(name, data_dir=data_dir).info.splits):
             raise DatasetError(f"{name} has a validation split of its own; drop --validation-split")
     mask = _held_out(whole.num_examples, fraction, seed)
-    keep = tf.constant(mask if base in ("validation", "val") else ~mask)
-    count = int(np.sum(keep.numpy()))
+    part = mask if base in ("validation", "val") else ~mask
+    keep, count = tf.constant(part), int(part.sum())
     start, stop, _ = _slice(split, count)[1].indices(count)
+    if stop <= start:
+        raise DatasetError(f"split {split!r} of {name} holds no images")
 
     def kept(index, example):
         return keep[index]
@@ -342,8 +344,6 @@ def _load_held_out(name: str, split: str, data_dir, fraction: float, seed: int) 
             return None
         return examples.enumerate().filter(kept).map(dropped_index).skip(start).take(stop - start)
 
-    if stop <= start:
-        raise DatasetError(f"split {split!r} of {name} holds no images")
     return dataclasses.replace(
         whole, data=subset(whole.data), encoded=subset(whole.encoded), num_examples=stop - start, split=split
     )
