@@ -278,7 +278,7 @@ def test_choices_read_validation_alone():
     assert lqcompare.choose(models, 2.0)[0]["model"] == "good"
     assert lqcompare.choose(models, 1.5)[0]["model"] == "fast"
     chosen, why = lqcompare.choose(models, 0.5)
-    assert chosen is None and why == "no model runs within 0.5 ms; the fastest is fast at 1 ms"
+    assert chosen is None and why == "No model runs within 0.5 ms; the fastest is fast at 1 ms"
     assert lqcompare.budget_ms("1.5x", 2.0) == 3.0 and lqcompare.budget_ms("4", 2.0) == 4.0
     with pytest.raises(lqcompare.CompareError, match="budget must be"):
         lqcompare.budget_ms("fast", 2.0)

@@ -564,7 +564,7 @@ def choose(models: list[dict], budget_ms: float) -> tuple[dict | None, str]:
     within = [m for m in models if m["latency_ms"] <= budget_ms]
     if not within:
         fastest = min(models, key=lambda m: m["latency_ms"])
-        return None, f"no model runs within {budget_ms:.3g} ms; the fastest is {fastest['model']} at {fastest['latency_ms']:.3g} ms"
+        return None, f"No model runs within {budget_ms:.3g} ms; the fastest is {fastest['model']} at {fastest['latency_ms']:.3g} ms"
     best = max(within, key=lambda m: (m["validation_mean"], -m["latency_ms"]))
     others = len(within) - 1
     return best, (
