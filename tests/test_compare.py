@@ -108,6 +108,7 @@ def test_the_report_agrees_with_the_runs(compared):
     table = list(csv.DictReader(io.StringIO((compared.directory / "report.csv").read_text())))
     assert [r["model"] for r in table] == list(MODELS)
     assert float(table[1]["test_mean"]) == pytest.approx(rows["insta-resnet18"]["test_mean"])
+    assert [float(g) for g in table[1]["gains"].split()] == rows["insta-resnet18"]["gains"]
     md = (compared.directory / "report.md").read_text()
     assert f"| insta-resnet18 | {100 * rows['insta-resnet18']['test_mean']:.2f} [" in md
     for png in ("accuracy_latency.png", "curves.png"):

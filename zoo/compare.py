@@ -569,7 +569,7 @@ def choose(models: list[dict], budget_ms: float) -> tuple[dict | None, str]:
     others = len(within) - 1
     return best, (
         f"{best['model']}: the best mean validation accuracy ({100 * best['validation_mean']:.2f}%) of the "
-        f"{others + 1} model(s) within {budget_ms:.3g} ms ({best['latency_ms']:.3g} ms); its seed "
+        f"{others + 1} model(s) within {budget_ms:.2f} ms ({best['latency_ms']:.2f} ms); its seed "
         f"{best['selected_seed']} (best validation accuracy) is models/{best['model']}.tflite"
     )
 
@@ -588,7 +588,7 @@ def budget_ms(budget: str | float | None, baseline_ms: float) -> float | None:
 # -- the report ------------------------------------------------------------------------------
 
 CSV_COLUMNS = (
-    "model", "seeds", "test_mean", "test_min", "test_max", "test_std", "validation_mean", "mean_gain", "t", "p",
+    "model", "seeds", "test_mean", "test_min", "test_max", "test_std", "validation_mean", "gains", "mean_gain", "t", "p",
     "verdict", "float_gap", "selected_seed", "selected_validation", "selected_test", "latency_ms",
     "latency_relative", "tflite_bytes", "bops", "flops",
 )  # fmt: skip
@@ -632,7 +632,7 @@ def markdown(report: dict) -> str:
             f"| {m['model']} | {_pct(m['test_mean'])} [{_pct(m['test_min'])}, {_pct(m['test_max'])}] | "
             f"{gains} | {mean_gain} | {p} | {m['verdict'] or '-'} | "
             f"{_pct(m['float_gap'])} | {_pct(m['validation_mean'])} | {m['selected_seed']} | "
-            f"{m['latency_ms']:.3g} ({m['latency_relative']:.2f}x) | {m['tflite_bytes'] / 1024:.0f} | "
+            f"{m['latency_ms']:.2f} ({m['latency_relative']:.2f}x) | {m['tflite_bytes'] / 1024:.0f} | "
             f"{m['bops']:.3g} | {m['flops']:.3g} |"
         )
     front = ", ".join(report["pareto_front"])
@@ -640,7 +640,7 @@ def markdown(report: dict) -> str:
     if report["timing_note"]:
         lines += ["", f"Latency: median of single-image runs in LCE's interpreter on this machine ({report['timing_note']})."]
     if report["budget_ms"] is not None:
-        lines += ["", f"## Within {report['budget_ms']:.3g} ms", "", f"Ship {report['ship_reason']}." if report["ship"] else report["ship_reason"] + "."]
+        lines += ["", f"## Within {report['budget_ms']:.2f} ms", "", f"Ship {report['ship_reason']}." if report["ship"] else report["ship_reason"] + "."]
     lines += ["", "## Runs", "", "| run | validation % | test % | selected |", "|---|---|---|---|"]
     selected = {m["selected_run"] for m in report["models"]}
     for r in report["runs"]:
@@ -656,7 +656,8 @@ def csv_text(report: dict) -> str:
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in report["models"]:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
+        values = {k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS}
+        writer.writerow({**values, "gains": " ".join(repr(g) for g in row["gains"])})  # per seed
     return out.getvalue()
 
 
