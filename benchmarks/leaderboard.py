@@ -11,7 +11,7 @@ folders go to runs/leaderboard/MODEL-sSEED/ and each finished run's figures to
 runs/leaderboard/results.jsonl, so an interrupted leaderboard resumes where it stopped.
 
 Writes benchmarks/results/leaderboard.md and leaderboard.png: smoke results at a budget
-far from convergence. The shipped weights come from the study (`benchmarks/study.py`).
+far from convergence. The shipped weights come from the study (`benchmarks/study.md`).
 
 FTBNN's two groups need 32 channels per group, which alpha 0.25 does not give (16): its
 row trains FTBNN's other parts (FPReLU, binary downsampling) with groups=1, and says so.

@@ -225,12 +225,14 @@ def evaluate(model_file, dataset, data_dir, validation_split, skip_bad_images, s
 # Commands that live in modules of their own (each defines one click command).
 # (one `lqm.add_command(...)` line per module goes here)
 from cli.benchmark import benchmark  # noqa: E402
+from cli.compare import compare  # noqa: E402
 from cli.train import train  # noqa: E402
 from cli.download import download  # noqa: E402
 from cli.predict import load_classifier, predict  # noqa: E402
 from cli.search_af import search_af  # noqa: E402
 
 lqm.add_command(benchmark)
+lqm.add_command(compare)
 lqm.add_command(train)
 lqm.add_command(download)
 lqm.add_command(predict)

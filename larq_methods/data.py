@@ -14,6 +14,7 @@ of each image (`tf.image.decode_and_crop_jpeg`) instead of the whole of it:
 benchmarks/input_pipeline.py measures the difference.
 """
 
+import dataclasses
 import gzip
 import os
 import re
@@ -81,17 +82,18 @@ def load(
     skip_bad_images: bool = False,
 ) -> Dataset:
     """Loads split `split` (TFDS syntax, such as `train[:10%]` or `test[:512]`) of a
-    dataset name or an image folder (`load_folder`, which alone takes the keywords)."""
+    dataset name or an image folder (`load_folder`; `skip_bad_images` is its alone).
+
+    `validation_split` holds out that fraction of the training images, chosen with `seed`
+    (`_held_out`), as split `validation`: split `train` is then the rest, and the two never
+    share an image; other splits (`test`) are unchanged."""
     if is_folder(name_or_path):
         return load_folder(
             name_or_path, split, validation_split=validation_split, seed=seed,
             skip_bad_images=skip_bad_images,
         )  # fmt: skip
-    if validation_split is not None:
-        raise DatasetError(
-            f"--validation-split is for image folders; hold out part of {name_or_path} with "
-            "the split syntax instead, e.g. train 'train[:90%]' and evaluate 'train[90%:]'"
-        )
+    if validation_split is not None and _slice(split, 0)[0] in ("train", "validation", "val"):
+        return _load_held_out(name_or_path, split, data_dir, validation_split, seed)
     if name_or_path == "fashion_mnist":
         return _load_fashion_mnist(split, data_dir)
     return _load_tfds(name_or_path, split, data_dir)
@@ -304,12 +306,47 @@ def _headers(files: list[Path], skip_bad_images: bool) -> tuple[list[int], int, 
 
 def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
     """A seeded choice of round(fraction * n) of n indices, as a boolean mask."""
+    if not 0 < fraction < 1:
+        raise DatasetError(f"--validation-split must lie between 0 and 1, not {fraction}")
     count = int(round(fraction * n))
     if not 0 < count < n:
         raise DatasetError(f"--validation-split {fraction} of {n} images leaves one part empty")
     mask = np.zeros(n, bool)
     mask[np.random.default_rng(seed).permutation(n)[:count]] = True
     return mask
+
+
+def _load_held_out(name: str, split: str, data_dir, fraction: float, seed: int) -> Dataset:
+    """Split `train` (the rest) or `validation` (the held-out part: `_held_out` of the
+    whole training split) of a named dataset, then sliced as `split` says."""
+    base, _ = _slice(split, 0)
+    whole = load(name, "train", data_dir)
+    if name != "fashion_mnist":
+        import tensorflow_datasets as tfds
+
+        if {"validation", "val"} & set(tfds.builder(name, data_dir=data_dir).info.splits):
+            raise DatasetError(f"{name} has a validation split of its own; drop --validation-split")
+    mask = _held_out(whole.num_examples, fraction, seed)
+    part = mask if base in ("validation", "val") else ~mask
+    keep, count = tf.constant(part), int(part.sum())
+    start, stop, _ = _slice(split, count)[1].indices(count)
+    if stop <= start:
+        raise DatasetError(f"split {split!r} of {name} holds no images")
+
+    def kept(index, example):
+        return keep[index]
+
+    def dropped_index(index, example):
+        return example
+
+    def subset(examples):
+        if examples is None:
+            return None
+        return examples.enumerate().filter(kept).map(dropped_index).skip(start).take(stop - start)
+
+    return dataclasses.replace(
+        whole, data=subset(whole.data), encoded=subset(whole.encoded), num_examples=stop - start, split=split
+    )
 
 
 def load_folder(

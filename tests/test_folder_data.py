@@ -110,7 +110,7 @@ def test_bad_folders_each_give_one_clear_error(tmp_path):
     (withval / "test").rename(withval / "val")
     assert data.default_splits(str(withval)) == ("train", "val")
     assert "drop --validation-split" in error(withval, validation_split=0.5)
-    assert "--validation-split is for image folders" in error("fashion_mnist", validation_split=0.1)
+    assert "must lie between 0 and 1" in error("fashion_mnist", validation_split=1.5)
 
 
 def test_unreadable_images_are_named_or_skipped(tmp_path):

@@ -20,6 +20,8 @@ INVOCATIONS = [
     ("predict --help", 0, "--top-k"),
     ("benchmark --help", 0, "--indirect-bgemm"),
     ("download --help", 0, "--all"),
+    ("compare --help", 0, "--validation-split"),
+    ("compare -o cmp", 2, "Missing argument 'MODEL...'"),
     ("models", 0, "reactnet-18"),
     ("models no-such-*", 1, "Error: no model matches"),
     ("train", 2, "missing MODEL"),  # a usage error inside `one_line_errors`

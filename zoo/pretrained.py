@@ -249,10 +249,3 @@ def load_weights(model, path) -> None:
     else:
         model.load_weights(path)
 
-
-def register(weights: Weights) -> None:
-    """Adds or replaces the registry entry of (model, dataset); keeps the registry sorted."""
-    items = [dataclasses.asdict(w) for w in entries() if (w.model, w.dataset) != (weights.model, weights.dataset)]
-    items.append(dataclasses.asdict(weights))
-    items.sort(key=lambda item: (item["model"], item["dataset"]))
-    REGISTRY_FILE.write_text(json.dumps(items, indent=1) + "\n")
