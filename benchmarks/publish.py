@@ -110,14 +110,64 @@ def measure(directory: Path, run: dict, path: Path, test_split: str) -> float:
     return accuracy
 
 
+def earlier_study(models, seed: int, registry: list[dict]) -> list[dict]:
+    """Re-publishes `models` of the studies before `lqm compare` (their runs kept under
+    benchmarks/results/study10 and study15, which held out no validation part) at seed
+    `seed` of the same study: a rule fixed in advance, so that no test figure chooses."""
+    from zoo import create_model, pretrained
+
+    from larq_methods import data, precise_bn
+    from larq_methods.method import Method
+
+    for model in models:
+        old = next(e for e in registry if e["model"] == model)
+        run = ROOT / Path(old["recipe"]["run"]).parent / f"{model}-s{seed}"
+        path = WEIGHTS_DIR / old["file"]
+        path.write_bytes((run / "model.npz").read_bytes())
+        config = json.loads((run / "config.json").read_text())
+        test_set = data.load(old["dataset"], config["data"]["eval_split"])
+        shape = tuple(old["input_shape"])
+        built = create_model(model, input_shape=shape, num_classes=old["num_classes"], alpha=old["alpha"],
+                             method=Method(**old["recipe"]["method"]), weights=str(path))  # fmt: skip
+        batches = data.pipeline(test_set, image_size=shape[0], channels=shape[2], batch_size=256, training=False)
+        accuracy = precise_bn.top1(built, batches)
+        recipe = {**old["recipe"], "seed": seed, "run": str(run.relative_to(ROOT)),
+                  "chosen_by": f"seed {seed}, fixed by rule (the study held out no validation part)"}  # fmt: skip
+        new = {**old, "sha256": pretrained.sha256(path), "accuracy": round(accuracy, 4), "recipe": recipe}
+        registry = with_entry(registry, new)
+        print(f"{model}: {run.relative_to(ROOT)}, {100 * accuracy:.2f}% on {test_set.split}", flush=True)
+    return registry
+
+
+def withdraw(models, registry: list[dict]) -> list[dict]:
+    """`registry` without `models`' entries, their files removed (a model whose graph
+    changed: its weights no longer fit it until it is trained again)."""
+    for e in registry:
+        if e["model"] in models:
+            (WEIGHTS_DIR / e["file"]).unlink(missing_ok=True)
+            print(f"{e['model']}: withdrawn")
+    return [e for e in registry if e["model"] not in models]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, help="A finished `lqm compare` folder (with report.json).")
+    parser.add_argument("directory", type=Path, nargs="?", help="A finished `lqm compare` folder (with report.json).")
     parser.add_argument("--models", nargs="+", help="Publish these of its models [default: all].")
     parser.add_argument("--seed", type=int, help="Publish this seed of every model instead of the validation's choice.")
     parser.add_argument("--dry-run", action="store_true", help="Print the entries; write nothing.")
+    parser.add_argument("--earlier-study", nargs="+", metavar="MODEL", help="Instead: re-publish these models of the studies before `lqm compare` at --seed (default 0).")
+    parser.add_argument("--withdraw", nargs="+", metavar="MODEL", help="Instead: remove these models' weights and entries.")
     args = parser.parse_args(argv)
     from zoo import pretrained
+
+    if args.earlier_study or args.withdraw:
+        registry = json.loads(REGISTRY_FILE.read_text())
+        if args.withdraw:
+            registry = withdraw(args.withdraw, registry)
+        if args.earlier_study:
+            registry = earlier_study(args.earlier_study, args.seed or 0, registry)
+        REGISTRY_FILE.write_text(json.dumps(registry, indent=1) + "\n")
+        return
 
     report = json.loads((args.directory / "report.json").read_text())
     if Path(report["settings"]["dataset"]).exists():

@@ -139,7 +139,8 @@ def main(argv=None) -> int:
             problems = compare(*folders)
             failed += bool(problems)
             print(f"{label:40s} {'identical' if not problems else 'DIFFERS: ' + '; '.join(problems[:3])}", flush=True)
-        print(f"{len(runs) - failed} of {len(runs)} runs bit-identical to {args.base}")
+        if not args.base_only:
+            print(f"{len(runs) - failed} of {len(runs)} runs bit-identical to {args.base}")
     return 1 if failed else 0
 
 

@@ -75,6 +75,7 @@ def test_each_run_is_an_ordinary_run_folder_evaluated_on_validation_and_tested_o
         results = json.loads((folder / "results.json").read_text())
         assert (config["data"]["train_split"], config["data"]["eval_split"]) == ("train", "validation")
         assert config["data"]["validation_split"] == 0.1 and config["seed"] == run["seed"]
+        assert config["data"]["validation_seed"] == 0  # one held-out part for every run
         assert results["eval_examples"] == 4 == run["validation_examples"]  # 10% of 40
         assert run["validation_accuracy"] == results["eval_accuracy"]
         assert run["validation_curve"][-1] == results["eval_accuracy"]

@@ -11,9 +11,10 @@ What makes the comparison fair and the choice honest:
   and learns from the same teacher: the float twin that the plan names, its pretrained
   weights where they fit, else trained once into DIR/teacher (or, where the twin is one of
   the models compared, its first seed's run); seed s of every model starts from the same
-  seed (paired seeds: the same data order, augmentation and held-out images);
-- each run trains on the training split less a seeded validation part
-  (`Settings.validation_split`, `data.load`) and evaluates on that part after every epoch,
+  seed (paired seeds: the same initial weights, data order and augmentation);
+- every run, and a teacher trained here, holds out the same validation part of the
+  training split (`Settings.validation_split`, drawn with seed 0: `DataConfig.validation_seed`),
+  trains on the rest and evaluates on that part after every epoch,
   so its history's val_* are validation figures; everything that chooses (a model's
   selected seed, the model to ship within a latency budget) reads validation alone;
 - the test split is measured once per run, at the end (RUN/test.json), and only reported.
@@ -163,7 +164,7 @@ def data_config(settings: Settings) -> lqrun.DataConfig:
     return lqrun.DataConfig(
         dataset=_absolute(settings.dataset), data_dir=_absolute(settings.data_dir), train_split="train",
         eval_split="validation", image_size=settings.image_size, channels=settings.channels,
-        validation_split=settings.validation_split,
+        validation_split=settings.validation_split, validation_seed=0,
     )  # fmt: skip
 
 
@@ -606,8 +607,8 @@ def markdown(report: dict) -> str:
         "",
         f"{s['dataset']}, alpha {s['alpha']}, {s['seeds']} seed(s) each (paired: seed s of every model sees the "
         f"same data), recipe {s['recipe']} ({report['recipe']['recipe']}, {report['recipe']['epochs']} epoch(s) per step), "
-        f"teacher {report['teacher'] or 'none'}. Each run trains on the training split less a seeded "
-        f"{100 * s['validation_split']:g}% validation part; the selected run of a model is its best validation "
+        f"teacher {report['teacher'] or 'none'}. Each run trains on the training split less the same "
+        f"{100 * s['validation_split']:g}% validation part (drawn with seed 0); the selected run of a model is its best validation "
         f"accuracy, and the model to ship within a budget the best mean validation accuracy. The "
         f"{report['test_split']} split is measured once per run and only reported.",
         "",

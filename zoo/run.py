@@ -53,11 +53,15 @@ class DataConfig:
     channels: int | None = None
     validation_split: float | None = None
     skip_bad_images: bool = False
+    # the seed that draws the held-out part (None: the run's): `lqm compare` holds out one
+    # part for every seed of every model and for the teacher
+    validation_seed: int | None = None
 
     def load(self, split: str, seed: int = 0) -> data.Dataset:
-        extra = {}  # folder-dataset options, passed only when set
+        extra = {}  # hold-out options, passed only when set
         if self.validation_split is not None:
-            extra.update(validation_split=self.validation_split, seed=seed)
+            held_out_seed = seed if self.validation_seed is None else self.validation_seed
+            extra.update(validation_split=self.validation_split, seed=held_out_seed)
         if self.skip_bad_images:
             extra["skip_bad_images"] = True
         return data.load(self.dataset, split, self.data_dir, **extra)
