@@ -169,16 +169,23 @@ def _sigterm_interrupts():
 
 
 def _full_disk_message(run_dir: Path, error: Exception) -> str:
-    """The one line of a run stopped by a full disk: what it kept, and how to go on."""
+    """The one line of a run stopped by a full disk: what it kept, and how to go on. The
+    half-written checkpoint (TensorFlow's `ckpt-N_temp` folder) is removed."""
+    import shutil
+
     import tensorflow as tf
 
-    why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     folders = [f for f in (run_dir / "checkpoints", *sorted(run_dir.glob("step*/checkpoints"))) if f.is_dir()]
+    for temp in (t for f in folders for t in f.glob("*_temp")):
+        shutil.rmtree(temp, ignore_errors=True)
     latest = [c for c in (tf.train.latest_checkpoint(str(f)) for f in folders) if c]
     kept = f"the last good checkpoint, {latest[-1]}, is kept" if latest else "no checkpoint had been saved yet"
-    if "disk is full" not in why:
-        why = f"the disk is full: {why}"
-    return f"training stopped, {why}; {kept}; free some space, then continue with: lqm train --resume {shlex.quote(str(run_dir))}"
+    if isinstance(error, saving.FileError):
+        why = str(error)  # it names the file and says the disk is full
+    else:
+        reason = next((text for text in saving.FULL_DISK_TEXT if text in str(error)), "no space left")
+        why = f"the disk is full ({reason})"
+    return f"training stopped: {why}; {kept}; free some space, then continue with: lqm train --resume {shlex.quote(str(run_dir))}"
 
 
 @click.command()

@@ -28,7 +28,7 @@ class FileError(Exception):
 
 # what a full disk or a file-size limit says: ENOSPC, EFBIG (RLIMIT_FSIZE), EDQUOT
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_FULL_DISK_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+FULL_DISK_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 def is_full_disk(error: BaseException) -> bool:
@@ -36,7 +36,7 @@ def is_full_disk(error: BaseException) -> bool:
     the disk, a quota or a file-size limit is full."""
     if isinstance(error, OSError) and error.errno in FULL_DISK_ERRNOS:
         return True
-    return any(text in str(error) for text in _FULL_DISK_TEXT)
+    return any(text in str(error) for text in FULL_DISK_TEXT)
 
 
 def shown(path) -> str:
