@@ -5,6 +5,7 @@ from __future__ import annotations  # annotations name lazy modules
 import contextlib
 import dataclasses
 import datetime
+import re
 import shlex
 import signal
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 
 from cli import catalogue
-from cli.common import data_options, lazy, one_line_errors, with_flags, zoo
+from cli.common import data_options, lazy, one_line_errors, tf, with_flags, zoo
 
 data = lazy("larq_methods.data")
 saving = lazy("larq_methods.saving")
@@ -136,16 +137,39 @@ def _check_pretrained_names(o: dict) -> None:
             )
 
 
-def _check_size(config, yes: bool) -> None:
-    """Warns, before the run folder is made, of a batch larger than the training data or
-    of fewer than 20 optimiser steps per epoch; on a terminal asks first, unless --yes."""
+def _check_size(config, yes: bool) -> str | None:
+    """A warning, found before the run folder is made, of a batch larger than the training
+    data or of fewer than 20 optimiser steps per epoch (`data.size_warning`). On a terminal
+    it is shown at once with a question (unless --yes); otherwise it is returned, to be
+    shown as the run starts (an error found before then is the one line it prints)."""
     count = config.data.load(config.data.train_split, config.seed).num_examples
     warning = data.size_warning(count, config.recipe.batch_size)
     if warning is None:
-        return
-    click.echo(f"Warning: {with_flags(warning, ('batch_size',))}", err=True)
-    if not yes and sys.stdin.isatty() and not click.confirm("Train anyway?", default=False, err=True):
-        raise click.ClickException("not trained; change --batch-size or pass --yes to train as asked")
+        return None
+    warning = f"Warning: {with_flags(warning, ('batch_size',))}"
+    if not yes and _interactive():
+        click.echo(warning, err=True)
+        if not click.confirm("Train anyway?", default=False, err=True):
+            raise click.ClickException("not trained; change --batch-size or pass --yes to train as asked")
+        return None
+    return warning
+
+
+def _echo_after(warning: str | None):
+    """click.echo, which first shows `warning` (on stderr), if any, once."""
+    pending = [warning] if warning else []
+
+    def echo(message=None, **kwargs):
+        while pending:
+            click.echo(pending.pop(), err=True)
+        click.echo(message, **kwargs)
+
+    return echo
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal."""
+    return sys.stdin.isatty()
 
 
 @contextlib.contextmanager
@@ -228,6 +252,7 @@ def train(ctx, data_dir, output, resume, yes, **options):
     extends it to N epochs. One process at a time trains in a run folder.
     """
     with one_line_errors():
+        warning = None
         if resume:
             run_dir = Path(resume)
             given = [
@@ -258,15 +283,18 @@ def train(ctx, data_dir, output, resume, yes, **options):
             zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
             _check_pretrained_names(options)
             config = _config(options, data_dir)
-            _check_size(config, yes)
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
+            warning = _check_size(config, yes)
         with saving.run_lock(run_dir), _sigterm_interrupts() as signals:
             try:
-                results = lqrun.run(config, run_dir, resume=bool(resume), echo=click.echo)
+                results = lqrun.run(config, run_dir, resume=bool(resume), echo=_echo_after(warning))
             except training.Interrupted as e:
                 click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
                 ctx.exit(128 + (signals[-1] if signals else signal.SIGINT))
+            except tf.errors.DataLossError as e:  # a checkpoint's CRC32C or structure
+                why = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip()).splitlines()[0]
+                raise saving.FileError(f"a checkpoint of {run_dir} is damaged ({why}); the run cannot resume from it") from None
             except Exception as e:
                 if saving.is_full_disk(e):
                     raise saving.FileError(_full_disk_message(run_dir, e)) from None

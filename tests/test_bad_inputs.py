@@ -232,3 +232,257 @@ def test_cases_cover_every_command():
     commands = {args.split()[0] for _, args, _, _ in CASES}
     assert commands == set(lqm.commands)
     assert len(CASES) >= 60
+
+
+def _one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+# -- a full disk: RLIMIT_FSIZE, under which a write past the limit fails with EFBIG --------
+
+
+class _FileSizeLimit:
+    """Writes past `limit` bytes of any file fail (EFBIG) in this process while it lasts,
+    as on a full disk; SIGXFSZ, which would kill the process, is ignored meanwhile."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def __enter__(self):
+        self.saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+        self.handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self.saved[1]))
+
+    def __exit__(self, *exc):
+        resource.setrlimit(resource.RLIMIT_FSIZE, self.saved)
+        signal.signal(signal.SIGXFSZ, self.handler)
+
+
+def test_full_disk_during_convert_leaves_the_earlier_model_and_card(world, tmp_path):
+    out = tmp_path / "model.tflite"
+    shutil.copy(world / "run" / "model.tflite", out)
+    shutil.copy(world / "run" / "model.json", tmp_path / "model.json")
+    before = _hashes(tmp_path)
+    with _FileSizeLimit(len(out.read_bytes()) // 2):  # the card fits, the model does not
+        result = invoke("convert", world / "run", "-o", out, "--overwrite", "--samples", 2)
+    assert result.exit_code == 1, result.output
+    assert "the disk is full" in _one_error_line(result.stderr) and "model.tflite is as it was" in result.stderr
+    assert _hashes(tmp_path) == before  # both files as they were, no temporary file left
+
+
+def test_full_disk_during_training_keeps_the_last_good_checkpoint(world, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(world / "run", run_dir)
+    state = (run_dir / "checkpoints" / "checkpoint").read_bytes()
+    model = (run_dir / "model.h5").read_bytes()
+    # history.csv, curves.png and config.json fit; epoch 2's checkpoint (2.4 MB) does not
+    with _FileSizeLimit(300_000):
+        result = invoke("train", "--resume", run_dir, "--epochs", 2)
+    assert result.exit_code == 1, result.output
+    line = _one_error_line(result.stderr)
+    assert line.startswith("Error: training stopped: the disk is full (File too large)"), line
+    assert f"the last good checkpoint, {run_dir / 'checkpoints' / 'ckpt-1'}, is kept" in line
+    assert line.endswith(f"continue with: lqm train --resume {run_dir}")
+    assert (run_dir / "checkpoints" / "checkpoint").read_bytes() == state  # ckpt-1 is still the latest
+    assert not list((run_dir / "checkpoints").glob("*temp*"))  # the half-written one is gone
+    assert (run_dir / "model.h5").read_bytes() == model
+
+
+def test_a_failed_write_is_atomic_and_names_the_full_disk(tmp_path):
+    target = tmp_path / "notes.bin"
+    target.write_bytes(b"earlier")
+    with _FileSizeLimit(1000), pytest.raises(saving.FileError, match=r"notes.bin: the disk is full \(File too large\); notes.bin is as it was"):
+        saving.write_files({tmp_path / "small.bin": b"x" * 10, target: b"y" * 5000})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin"]  # neither written, no temporary file
+    assert target.read_bytes() == b"earlier"
+
+
+# -- SIGTERM and two processes in one run folder --------------------------------------------
+
+
+def _lqm_command():
+    lqm_bin = shutil.which("lqm", path=os.path.dirname(sys.executable)) or shutil.which("lqm")
+    assert lqm_bin, "the package is not installed (pip install -e .)"
+    return lqm_bin
+
+
+def test_sigterm_checkpoints_and_prints_the_resume_line(world, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [_lqm_command(), "train", "reactnet-18", *SMALL, "--epochs", "50", "--data-dir", str(world / "fm"), "-o", str(run_dir)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+        try:
+            deadline = time.monotonic() + 300
+            while "Epoch 1/50" not in (tmp_path / "stdout").read_text():  # in the training loop
+                assert proc.poll() is None, (tmp_path / "stderr").read_text()
+                assert time.monotonic() < deadline, "no epoch after 300 s"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    errors = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in errors
+    hint = [line for line in errors.splitlines() if "continue with:" in line]
+    assert len(hint) == 1 and hint[0].endswith(f"; continue with: lqm train --resume {run_dir}"), errors
+    assert f"checkpointed in {run_dir / 'checkpoints'}" in hint[0]
+    assert (run_dir / "checkpoints" / "checkpoint").exists()
+
+
+def test_a_run_folder_held_by_another_process_is_refused_until_it_dies(world):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(300)", str(world / "run")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = invoke("train", "--resume", world / "run", "--epochs", 3)
+        assert result.exit_code == 1 and "is in use: another process is training in it" in _one_error_line(result.stderr)
+    finally:
+        holder.kill()  # as a crash would end it
+        holder.wait()
+    # the kernel released its lock: the run is refused for what it is, complete
+    result = invoke("train", "--resume", world / "run")
+    assert result.exit_code == 1 and "is complete" in _one_error_line(result.stderr)
+
+
+def test_run_lock_creates_and_removes_only_an_empty_new_folder(tmp_path):
+    with saving.run_lock(tmp_path / "new"):
+        assert (tmp_path / "new").is_dir()
+        with pytest.raises(saving.FileError, match="is in use"):
+            with saving.run_lock(tmp_path / "new"):
+                pass
+    assert not (tmp_path / "new").exists()  # nothing was written in it
+    with saving.run_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "config.json").write_text("{}")
+    assert (tmp_path / "kept" / "config.json").exists()
+
+
+# -- too few steps per epoch ----------------------------------------------------------------
+
+
+def test_size_warning_names_the_numbers_and_the_fix():
+    from larq_methods import data
+
+    # the README's own-images example: 180 images in the paper recipe's batches of 256
+    assert data.size_warning(180, 256) == (
+        "`batch_size` 256 is larger than the 180 training images: every epoch is one optimiser step on all "
+        "of them; a `batch_size` of 9 or less gives 20 steps per epoch"
+    )
+    # ceil(180 / 32) = 6 steps
+    assert data.size_warning(180, 32).startswith("180 training images in batches of 32 make 6 optimiser step(s) per epoch, fewer than 20")
+    assert data.size_warning(400, 20) is None  # exactly 20 steps
+    with pytest.raises(data.DatasetError, match="holds no images"):
+        data.size_warning(0, 8)
+
+
+def test_too_few_steps_ask_on_a_terminal_and_stop_before_the_run_folder(world, tmp_path, monkeypatch):
+    import cli.train
+
+    monkeypatch.setattr(cli.train, "_interactive", lambda: True)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(lqm, ["train", "reactnet-18", "--batch-size", "4096", "--data-dir", str(world / "fm"), "-o", str(out)], input="n\n")
+    assert result.exit_code == 1, result.output
+    assert "Warning: --batch-size 4096 is larger than the 40 training images" in result.stderr
+    assert "a --batch-size of 2 or less gives 20 steps per epoch" in result.stderr
+    assert _one_error_line(result.stderr) == "Error: not trained; change --batch-size or pass --yes to train as asked"
+    assert not out.exists()
+
+
+# -- fuzzing: random bytes flipped in every kind of file a command reads --------------------
+
+
+def _flip(path: Path, rng, count=1) -> None:
+    raw = bytearray(path.read_bytes())
+    for offset in rng.choice(len(raw), count, replace=False):
+        raw[offset] ^= 1 << int(rng.integers(8))
+    path.write_bytes(bytes(raw))
+
+
+@pytest.fixture(scope="module")
+def fuzzed(world, tmp_path_factory):
+    """Every fuzz case's command run in one subprocess (`tests/fuzz_job.py`): {id: result},
+    with the undamaged originals' results as "tflite", "h5" and "run"."""
+    root = tmp_path_factory.mktemp("fuzz")
+    rng = np.random.default_rng(42)
+    fm, cases = str(world / "fm"), []
+
+    def evaluate(case_id, target):
+        cases.append([case_id, ["evaluate", str(target), "--data-dir", fm]])
+
+    for i in range(6):  # .tflite with its card beside it, and without
+        for kind in ("card", "bare"):
+            path = root / f"{kind}{i}.tflite"
+            shutil.copy(world / "run" / "model.tflite", path)
+            if kind == "card":
+                shutil.copy(world / "run" / "model.json", path.with_suffix(".json"))
+            _flip(path, rng)
+            evaluate(f"tflite-{kind}{i}", path)
+    evaluate("tflite", world / "run" / "model.tflite")
+    for i in range(6):  # a Keras HDF5 file: it carries no checksum of its weights
+        path = root / f"h5-{i}" / "model.h5"
+        path.parent.mkdir()
+        shutil.copy(world / "run" / "model.h5", path)
+        _flip(path, rng, count=4)
+        evaluate(f"h5-{i}", path)
+    evaluate("h5", world / "run" / "model.h5")
+    for i in range(4):  # a run's config.json
+        folder = root / f"config{i}"
+        shutil.copytree(world / "run", folder, ignore=shutil.ignore_patterns("checkpoints", "logs", "model.tflite"))
+        _flip(folder / "config.json", rng)
+        evaluate(f"config-{i}", folder)
+    evaluate("run", world / "run")
+    # a checkpoint that a resumed run restores: the run's, without its final model.h5
+    for i, part in enumerate(["data-00000-of-00001", "index"]):
+        folder = root / f"ckpt{i}"
+        shutil.copytree(world / "run", folder, ignore=shutil.ignore_patterns("model.h5", "results.json", "model.tflite", "model.json"))
+        _flip(folder / "checkpoints" / f"ckpt-1.{part}", rng, count=2)
+        cases.append([f"ckpt-{i}", ["train", "--resume", str(folder)]])
+    (root / "cases.json").write_text(json.dumps(cases))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz_job", str(root / "cases.json")],
+        capture_output=True, text=True, timeout=900, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    results = {r["id"]: r for r in map(json.loads, filter(None, proc.stdout.splitlines()))}
+    assert proc.returncode == 0 and len(results) == len(cases), proc.stderr[-3000:]
+    return results, root
+
+
+def _accuracy(result) -> float:
+    return json.loads(result["stdout"].splitlines()[-1])["accuracy"]
+
+
+@pytest.mark.parametrize("kind", ["tflite-card", "tflite-bare", "h5", "config", "ckpt"])
+def test_damaged_files_give_one_line_or_a_correct_result(fuzzed, world, kind):
+    """A damaged file is refused in one line, or (a flip that changes nothing read, such as
+    a byte of the zip's directory of the card) gives the undamaged file's result. A Keras
+    HDF5 file carries no checksum: a flipped weight gives another valid model, so for it
+    only a clean outcome is asserted; the .tflite's packed card and TensorFlow's checkpoints
+    carry checksums (sha256, CRC32C) that make any change to a weight an error."""
+    results, root = fuzzed
+    cases = {k: r for k, r in results.items() if k.startswith(kind) and k != kind}
+    assert cases
+    refused = 0
+    for case_id, result in cases.items():
+        assert result["exception"] is None, (case_id, result)
+        if result["exit"] == 1:
+            _one_error_line(result["stderr"])
+            refused += 1
+            continue
+        assert result["exit"] == 0, (case_id, result)
+        if case_id.startswith("tflite"):
+            assert _accuracy(result) == _accuracy(results["tflite"]), case_id
+        elif case_id.startswith("config"):
+            assert _accuracy(result) == _accuracy(results["run"]), case_id
+        elif case_id.startswith("ckpt"):  # it resumed after epoch 1: the run's own results
+            folder = root / f"ckpt{case_id.split('-')[1]}"
+            original = json.loads((world / "run" / "results.json").read_text())
+            assert json.loads((folder / "results.json").read_text())["eval_accuracy"] == original["eval_accuracy"], case_id
+    if kind in ("tflite-bare", "ckpt"):  # most flips fall in the flatbuffer or a tensor: caught
+        assert refused >= len(cases) // 2, {k: r["stderr"] for k, r in cases.items()}
