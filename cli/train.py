@@ -292,8 +292,11 @@ def train(ctx, data_dir, output, resume, yes, **options):
             except training.Interrupted as e:
                 click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
                 ctx.exit(128 + (signals[-1] if signals else signal.SIGINT))
-            except tf.errors.DataLossError as e:  # a checkpoint's CRC32C or structure
+            except tf.errors.OpError as e:  # a checkpoint's CRC32C, or its index, does not check
+                if not isinstance(e, tf.errors.DataLossError) and "ckpt-" not in str(e):
+                    raise
                 why = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip()).splitlines()[0]
+                why = re.sub(r"\. Perhaps the file is corrupt .* format changes", ":", why)
                 raise saving.FileError(f"a checkpoint of {run_dir} is damaged ({why}); the run cannot resume from it") from None
             except Exception as e:
                 if saving.is_full_disk(e):
