@@ -356,6 +356,7 @@ def read_json(path) -> dict | None:
 
 # what `lqm train` writes into a run folder, and so what nothing else may write over
 RUN_FILES = ("config.json", "results.json", "history.csv", "curves.png", "model.h5", "checkpoints", "logs")
+STEP_FOLDERS = ("step1", "step2")
 
 
 @dataclass(frozen=True)
@@ -393,8 +394,13 @@ def is_run_file(path) -> bool:
     """True if `path` is one of the files or folders `lqm train` writes into a run folder
     (or a step folder of one), which another command must never write over."""
     path = Path(path).absolute()
-    for folder in (path.parent, path.parent.parent):
-        if (folder / "config.json").exists() and path.relative_to(folder).parts[0] in RUN_FILES + ("step1", "step2", "teacher"):
+    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
+        if not (folder / "config.json").exists():
+            continue
+        parts = path.relative_to(folder).parts
+        if parts[0] in STEP_FOLDERS and len(parts) > 1:
+            parts = parts[1:]  # a step's own files
+        if parts[0] in RUN_FILES:
             return True
     return False
 

@@ -486,3 +486,22 @@ def test_damaged_files_give_one_line_or_a_correct_result(fuzzed, world, kind):
             assert json.loads((folder / "results.json").read_text())["eval_accuracy"] == original["eval_accuracy"], case_id
     if kind in ("tflite-bare", "ckpt"):  # most flips fall in the flatbuffer or a tensor: caught
         assert refused >= len(cases) // 2, {k: r["stderr"] for k, r in cases.items()}
+
+
+def test_run_files_resolve_a_run_folder_or_a_model_file(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "step1").mkdir(parents=True)
+    (run_dir / "config.json").write_text('{"model": "reactnet-18"}')
+    (run_dir / "results.json").write_text('{"eval_accuracy": 0.5}')
+    (run_dir / "model.h5").write_text("a model")
+    files = saving.run_files(run_dir)
+    assert (files.model, files.folder, files.config, files.results) == (run_dir / "model.h5", run_dir, {"model": "reactnet-18"}, {"eval_accuracy": 0.5})
+    assert saving.run_files(run_dir / "step1" / "model.h5").folder == run_dir  # a step's model: the run above it
+    assert saving.run_files(tmp_path / "loose.h5") == saving.RunFiles(tmp_path / "loose.h5")
+    # what convert may not write over, and what it may write
+    assert saving.is_run_file(run_dir / "config.json") and saving.is_run_file(run_dir / "step1" / "history.csv")
+    assert saving.is_run_file(run_dir / "checkpoints" / "x.tflite")
+    assert not saving.is_run_file(run_dir / "model.tflite") and not saving.is_run_file(run_dir / "step1" / "model.json")
+    (run_dir / "config.json").write_text('{"model": "reactnet-18",\n "x" 1}')
+    with pytest.raises(saving.FileError, match=r"config.json is not valid JSON: Expecting ':' delimiter at line 2, column 6"):
+        saving.run_files(run_dir)
