@@ -192,6 +192,14 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _damaged_checkpoint(error: Exception) -> bool:
+    """Whether `error` is TensorFlow's of a checkpoint that does not read: a CRC32C that
+    does not check (DataLossError), or an index file that does not parse."""
+    if not isinstance(error, tf.errors.OpError):
+        return False
+    return isinstance(error, tf.errors.DataLossError) or "ckpt-" in str(error)
+
+
 def _full_disk_message(run_dir: Path, error: Exception) -> str:
     """The one line of a run stopped by a full disk: what it kept, and how to go on. The
     half-written checkpoint (TensorFlow's `ckpt-N_temp` folder) is removed."""
@@ -292,16 +300,14 @@ def train(ctx, data_dir, output, resume, yes, **options):
             except training.Interrupted as e:
                 click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
                 ctx.exit(128 + (signals[-1] if signals else signal.SIGINT))
-            except tf.errors.OpError as e:  # a checkpoint's CRC32C, or its index, does not check
-                if not isinstance(e, tf.errors.DataLossError) and "ckpt-" not in str(e):
+            except Exception as e:
+                if saving.is_full_disk(e):
+                    raise saving.FileError(_full_disk_message(run_dir, e)) from None
+                if not _damaged_checkpoint(e):
                     raise
                 why = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip()).splitlines()[0]
                 why = re.sub(r"\. Perhaps the file is corrupt .* format changes", ":", why)
                 raise saving.FileError(f"a checkpoint of {run_dir} is damaged ({why}); the run cannot resume from it") from None
-            except Exception as e:
-                if saving.is_full_disk(e):
-                    raise saving.FileError(_full_disk_message(run_dir, e)) from None
-                raise
     click.echo(
         f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
         f"images after {results['train_seconds']:.0f} s of training"
