@@ -140,7 +140,7 @@ CASES = [
     ("train-resume-broken-json", "train --resume {W}/broken", 1, "is not valid JSON: Expecting ':' delimiter at line 3"),
     ("train-resume-complete", "train --resume {W}/run", 1, "is complete"),
     ("train-resume-shorter", "train --resume {W}/run --epochs 1", 1, "is complete"),
-    ("train-resume-not-a-run", "train --resume {W}/empty", 1, "no readable config.json"),
+    ("train-resume-not-a-run", "train --resume {W}/empty", 1, "is not a run folder of `lqm train`"),
     ("train-resume-with-options", "train --resume {W}/run --alpha 0.5", 2, "drop --alpha"),
     ("train-resume-locked", "train --resume {W}/run --epochs 3", 1, "is in use"),
     ("train-new-run-locked", "train reactnet-18 --data-dir {W}/fm --recipe one-step -o {W}/empty", 1, "is in use"),
