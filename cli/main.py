@@ -138,7 +138,7 @@ def _check_convert_outputs(model_file: Path, output: Path, card: Path, overwrite
 
 @lqm.command()
 @click.argument("model_file", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it.")
+@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it. Never a file of a run folder; --overwrite replaces only an earlier converted model and its card.")
 @click.option("--dataset", metavar="NAME|PATH", help="Check parity on this dataset's evaluation images, and take its class names [default: random inputs].")
 @click.option("--data-dir", type=click.Path(), help="Dataset folder, as for `lqm train`.")
 @click.option("--input", "input_kind", type=click.Choice(catalogue.CHOICES["inputs"]), default="raw", show_default=True, help="raw: the model takes 0-255 pixels and scales them itself; scaled: it takes x / 127.5 - 1.")
@@ -152,7 +152,8 @@ def convert(model_file, output, dataset, data_dir, input_kind, class_names, samp
     Prints the operator inventory; fails, writing nothing, if any binary convolution did
     not become an LceBconv2d or if Keras and LCE's interpreter disagree. The .tflite carries
     its model card (input shape, range and scaling, class names, model, method, accuracy)
-    as TFLite metadata, and the same card is written beside it as a .json file.
+    as TFLite metadata, with the sha256 of the flatbuffer it rides on, and the same card is
+    written beside it as a .json file; both are written, or neither.
     """
     with one_line_errors():
         output, model_path = Path(output), Path(model_file)
