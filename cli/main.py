@@ -23,7 +23,6 @@ lqconvert = lazy("larq_methods.convert")
 costs = lazy("larq_methods.costs")
 data = lazy("larq_methods.data")
 saving = lazy("larq_methods.saving")
-training = lazy("larq_methods.training")
 lqmethod = lazy("larq_methods.method")
 
 
