@@ -505,3 +505,15 @@ def test_run_files_resolve_a_run_folder_or_a_model_file(tmp_path):
     (run_dir / "config.json").write_text('{"model": "reactnet-18",\n "x" 1}')
     with pytest.raises(saving.FileError, match=r"config.json is not valid JSON: Expecting ':' delimiter at line 2, column 6"):
         saving.run_files(run_dir)
+
+
+def test_image_files_named_in_bytes_that_are_not_utf8_are_read(tmp_path):
+    from larq_methods import data
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _png(tmp_path / name / "0.png", (8, 8), value=10)
+    _png(os.fsdecode(os.fsencode(tmp_path / "b") + b"/" + NOT_UTF8 + b".png"), (8, 8), value=200)
+    source = data.load(str(tmp_path), "train")
+    values = sorted((int(y), int(x.max())) for x, y in source.data.as_numpy_iterator())
+    assert values == [(0, 10), (1, 10), (1, 200)]  # every file, the one named in bytes too
