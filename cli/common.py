@@ -94,9 +94,9 @@ def _library_errors() -> tuple:
     )  # fmt: skip
 
 
-# The options that stand for library parameters whose flag is not `--` and the name
-# with dashes (`validation_split` -> `--validation-split`).
-FLAGS = {"weights": "--weights", "model_name": "MODEL"}
+# A library parameter's option is `--` and its name with dashes (`validation_split` ->
+# `--validation-split`); those named otherwise are listed here.
+FLAGS: dict[str, str] = {}
 
 
 def flag(parameter: str) -> str:
