@@ -8,6 +8,7 @@ their options show from `cli.catalogue`.
 """
 
 import contextlib
+import errno
 import functools
 import importlib
 import inspect
@@ -93,14 +94,54 @@ def _library_errors() -> tuple:
     )  # fmt: skip
 
 
+# A library parameter's option is `--` and its name with dashes (`validation_split` ->
+# `--validation-split`); those named otherwise are listed here.
+FLAGS: dict[str, str] = {}
+
+
+def flag(parameter: str) -> str:
+    """The command-line option of a library parameter."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def cli_message(error: Exception) -> str:
+    """A library error's message as the command line says it: each parameter it names
+    (`name`, in backticks; listed in `error.parameters`) as its option, and bytes of
+    file names that are not UTF-8 as \\x escapes, so that the line can be printed."""
+    return with_flags(str(error), getattr(error, "parameters", ()))
+
+
+def with_flags(message: str, parameters=()) -> str:
+    """`message` with each `parameter` (in backticks) as its option, printable."""
+    for parameter in parameters:
+        message = message.replace(f"`{parameter}`", flag(parameter))
+    return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _full_disk(error: BaseException) -> bool:
+    # without importing saving (TensorFlow) for errors that cannot be about a disk
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    saving = sys.modules.get("larq_methods.saving")
+    return bool(saving and saving.is_full_disk(error))
+
+
 @contextlib.contextmanager
 def one_line_errors():
-    """Turns the library's expected failures into click's one-line errors."""
+    """Turns the library's expected failures, and a full disk, into click's one-line
+    errors."""
     try:
         yield
+    except click.ClickException as e:
+        e.message = e.message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise
     except Exception as e:
         if isinstance(e, _library_errors()):
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(cli_message(e)) from None
+        if _full_disk(e):
+            why = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+            where = f" while writing {e.filename}" if getattr(e, "filename", None) else ""
+            raise click.ClickException(cli_message(Exception(f"the disk is full{where} ({why}); free some space and try again"))) from None
         raise
 
 

@@ -23,7 +23,6 @@ lqconvert = lazy("larq_methods.convert")
 costs = lazy("larq_methods.costs")
 data = lazy("larq_methods.data")
 saving = lazy("larq_methods.saving")
-training = lazy("larq_methods.training")
 lqmethod = lazy("larq_methods.method")
 
 
@@ -82,32 +81,63 @@ def models(pattern, with_costs):
         )
 
 
-def _run_metadata(model_file: Path) -> dict:
-    """What the run folder of a model file says of it: model name, method, dataset, class
-    names (config.json) and accuracy (results.json)."""
-    for folder in (model_file.parent, model_file.parent.parent):  # model.h5, or a step's
+def _run_metadata(run) -> dict:
+    """What the run folder of a model file says of it (`saving.run_files`): model name,
+    method, dataset, class names (config.json) and accuracy (results.json)."""
+    config, results = run.config, run.results
+    meta = {
+        "model": config.get("model"),
+        "method": config.get("method"),
+        "dataset": _dataset_name((config.get("data") or {}).get("dataset")),
+        "class_names": (config.get("info") or {}).get("class_names") or None,
+        "accuracy": results.get("eval_accuracy"),
+        "accuracy_split": results.get("eval_split"),
+    }
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def _dataset_name(dataset: str | None) -> str | None:
+    """A dataset as a shared card names it: a registered name as it is, a folder by its
+    own name (a card says nothing of the machine it was made on)."""
+    if dataset is None or not data.is_folder(dataset):
+        return dataset
+    return Path(dataset).expanduser().resolve().name
+
+
+def _check_convert_outputs(model_file: Path, output: Path, card: Path, overwrite: bool) -> None:
+    """Refuses, before anything is converted or written, an output that is not a .tflite,
+    that would replace the input, a run's own file, or a file that is not a model or card
+    of `lqm convert` (even with --overwrite), or that exists without --overwrite."""
+    if output.suffix != ".tflite":
+        raise saving.FileError(f"the output must be a .tflite file (its model card goes beside it as .json), not {output}")
+    for path in (output, card):
+        if path.exists() and model_file.exists() and path.resolve() == model_file.resolve():
+            raise saving.FileError(f"{path} is the model being converted; choose another output")
+        if saving.is_run_file(path):
+            raise saving.FileError(f"{path} is a file of the run folder {path.parent}; choose another output")
+        if path.is_dir():
+            raise saving.FileError(f"{path} is a folder; choose a .tflite file's path")
+        if path.exists() and not overwrite:
+            raise saving.FileError(f"{path} already exists; pass --overwrite to replace it")
+    if output.exists() and output.read_bytes()[4:8] != b"TFL3":
+        raise saving.FileError(f"{output} exists and is not a TFLite model; --overwrite replaces only a converted model")
+    if card.exists():
         try:
-            config = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        meta = {
-            "model": config.get("model"),
-            "method": config.get("method"),
-            "dataset": (config.get("data") or {}).get("dataset"),
-            "class_names": (config.get("info") or {}).get("class_names") or None,
-        }
-        try:
-            results = json.loads((folder / "results.json").read_text())
-            meta.update(accuracy=results["eval_accuracy"], accuracy_split=results["eval_split"])
-        except (OSError, ValueError, KeyError):
-            pass
-        return {k: v for k, v in meta.items() if v is not None}
-    return {}
+            written_by_convert = "tflite_sha256" in (saving.read_json(card) or {})
+        except saving.FileError:
+            written_by_convert = False
+        if not written_by_convert:
+            raise saving.FileError(
+                f"{card}, where the model card of {output.name} goes, exists and is not a card of `lqm convert`; "
+                "choose another output"
+            )
+    for path in (output, card):
+        saving.check_writable(path)
 
 
 @lqm.command()
 @click.argument("model_file", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it.")
+@click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it. Never a file of a run folder; --overwrite replaces only an earlier converted model and its card.")
 @click.option("--dataset", metavar="NAME|PATH", help="Check parity on this dataset's evaluation images, and take its class names [default: random inputs].")
 @click.option("--data-dir", type=click.Path(), help="Dataset folder, as for `lqm train`.")
 @click.option("--input", "input_kind", type=click.Choice(catalogue.CHOICES["inputs"]), default="raw", show_default=True, help="raw: the model takes 0-255 pixels and scales them itself; scaled: it takes x / 127.5 - 1.")
@@ -121,18 +151,17 @@ def convert(model_file, output, dataset, data_dir, input_kind, class_names, samp
     Prints the operator inventory; fails, writing nothing, if any binary convolution did
     not become an LceBconv2d or if Keras and LCE's interpreter disagree. The .tflite carries
     its model card (input shape, range and scaling, class names, model, method, accuracy)
-    as TFLite metadata, and the same card is written beside it as a .json file.
+    as TFLite metadata, with the sha256 of the flatbuffer it rides on, and the same card is
+    written beside it as a .json file; both are written, or neither.
     """
     with one_line_errors():
-        output = Path(output)
+        output, model_path = Path(output), Path(model_file)
         report_path = output.with_suffix(".json")
-        for path in (output, report_path):
-            if path.exists() and not overwrite:
-                raise saving.FileError(f"{path} already exists; pass --overwrite to replace it")
-            saving.check_writable(path)
-        model = saving.load_model(model_file)
+        _check_convert_outputs(model_path, output, report_path, overwrite)
+        run = saving.run_files(model_path)
+        model = saving.load_model(run.model)
         size, chans = model_input(model)
-        metadata = _run_metadata(Path(model_file))
+        metadata = _run_metadata(run)
         if dataset:
             _, eval_split = data.default_splits(dataset)
             try:
@@ -143,10 +172,10 @@ def convert(model_file, output, dataset, data_dir, input_kind, class_names, samp
                 # a folder of class folders alone: parity needs images, not held-out ones
                 source = data.load(dataset, f"train[:{samples}]")
             inputs = data.sample_inputs(source, image_size=size, channels=chans, count=samples)
-            input_desc = f"{dataset}:{source.split}"
+            input_desc = f"{_dataset_name(dataset)}:{source.split}"
             if source.class_names and "class_names" not in metadata:
                 metadata["class_names"] = list(source.class_names)
-            metadata.setdefault("dataset", dataset)
+            metadata.setdefault("dataset", _dataset_name(dataset))
         else:
             rng = np.random.default_rng(0)
             inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
@@ -162,13 +191,15 @@ def convert(model_file, output, dataset, data_dir, input_kind, class_names, samp
         with native_stderr_silenced():  # grappler's and MLIR's notices
             flatbuffer, report = lqconvert.convert_and_verify(model, inputs, min_agreement=min_agreement, input=input_kind, metadata=metadata)
         card = report.pop("card")
+        # file names, not this machine's paths: the card travels with the model
+        source_name = str(run.model.resolve().relative_to(run.folder.resolve())) if run.folder else run.model.name
         report = {
-            **card, "model_file": str(model_file), "tflite_file": str(output),
+            **card, "model_file": source_name, "tflite_file": output.name,
             "tflite_sha256": hashlib.sha256(flatbuffer).hexdigest(), **report,
         }  # fmt: skip
         report["parity"]["inputs"] = input_desc
-        saving.write_bytes(output, flatbuffer)
-        training.write_json(report_path, report)
+        # both or neither: a full disk leaves an earlier model and card as they were
+        saving.write_files({output: flatbuffer, report_path: (json.dumps(report, indent=2, default=str) + "\n").encode()})
 
     click.echo("Operators:")
     for op, n in report["operators"].items():
@@ -201,6 +232,7 @@ def evaluate(model_file, dataset, data_dir, validation_split, skip_bad_images, s
             dataset, split or data.default_splits(dataset)[1], data_dir,
             validation_split=validation_split, skip_bad_images=skip_bad_images,
         )  # fmt: skip
+        check_fits(classifier, source)
         batches = data.pipeline(source, image_size=classifier.image_size, channels=classifier.channels, batch_size=batch_size, training=False)
         probs, labels = [], []
         start = time.perf_counter()
@@ -212,7 +244,7 @@ def evaluate(model_file, dataset, data_dir, validation_split, skip_bad_images, s
                     progress.update(len(y))
         except tf.errors.InvalidArgumentError:  # an image whose pixels do not decode
             bad = data.find_unreadable(source)
-            raise data.DatasetError(f"unreadable image {bad}; pass --skip-bad-images to leave such files out" if bad else "an image of the dataset cannot be decoded") from None
+            raise data.DatasetError(f"unreadable image {saving.shown(bad)}; pass --skip-bad-images to leave such files out" if bad else "an image of the dataset cannot be decoded") from None
         seconds = time.perf_counter() - start
     if not labels:
         raise click.ClickException(f"{source.name} {source.split} holds no images")
@@ -228,7 +260,7 @@ from cli.benchmark import benchmark  # noqa: E402
 from cli.compare import compare  # noqa: E402
 from cli.train import train  # noqa: E402
 from cli.download import download  # noqa: E402
-from cli.predict import load_classifier, predict  # noqa: E402
+from cli.predict import check_fits, load_classifier, predict  # noqa: E402
 from cli.search_af import search_af  # noqa: E402
 
 lqm.add_command(benchmark)

@@ -2,6 +2,8 @@
 pretrained model; and the model loading that `lqm evaluate` shares."""
 
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,18 +29,7 @@ class Classifier:
     channels: int
     class_names: tuple | None
     predict: Callable[[np.ndarray], np.ndarray]
-
-
-def _run_class_names(path: Path) -> tuple | None:
-    """Class names that `lqm train` recorded in the run folder of a model file."""
-    for folder in (path.parent, path.parent.parent):  # model.h5, or a two-step step's
-        try:
-            info = json.loads((folder / "config.json").read_text()).get("info", {})
-        except (OSError, ValueError, AttributeError):
-            continue
-        if info.get("class_names"):
-            return tuple(info["class_names"])
-    return None
+    classes: int  # of its output
 
 
 def load_classifier(spec: str, *, dataset: str = "fashion_mnist", threads: int | None = None) -> Classifier:
@@ -53,10 +44,14 @@ def load_classifier(spec: str, *, dataset: str = "fashion_mnist", threads: int |
         lite = lqconvert.TFLiteModel(saving.load_tflite(path), threads or 1)
         size, chans = model_input(lite.input_shape)
         names = lite.class_names or _card_class_names(path)
-        return Classifier(str(path), size, chans, tuple(names) if names else None, lite.predict)
+        classes = int(lite.runner.output_shapes[0][-1])
+        _check_names(spec, names, classes)
+        return Classifier(str(path), size, chans, tuple(names) if names else None, lite.predict, classes)
     if path.exists() or path.suffix or len(path.parts) > 1:
-        model = saving.load_model(path)
-        names = _run_class_names(path)
+        run = saving.run_files(path)  # a model file, or a run folder's model.h5
+        model = saving.load_model(run.model)
+        names = (run.config.get("info") or {}).get("class_names") or None
+        _check_names(spec, names, model.output_shape[-1])
     else:  # a model name: its pretrained weights
         zoo.get_entry(spec)
         if data.is_folder(dataset):
@@ -66,9 +61,25 @@ def load_classifier(spec: str, *, dataset: str = "fashion_mnist", threads: int |
         weights = zoo.pretrained.get(spec, dataset)
         spec = f"{spec} ({zoo.pretrained.describe(weights)})"
     size, chans = model_input(model)
-    if names is not None and len(names) != model.output_shape[-1]:
-        names = None
-    return Classifier(spec, size, chans, names, lambda x: model.predict_on_batch(x))
+    return Classifier(spec, size, chans, tuple(names) if names else None, lambda x: model.predict_on_batch(x), int(model.output_shape[-1]))
+
+
+def _check_names(spec: str, names, classes: int) -> None:
+    """Refuses class names (a card's, a run's) whose number differs from the model's output."""
+    if names and len(names) != classes:
+        raise saving.FileError(f"{spec} gives {classes} classes, but {len(names)} class names are recorded for it; the model and its card or run do not belong together")
+
+
+def check_fits(classifier: Classifier, source) -> None:
+    """Refuses a dataset split whose classes are not the model's, naming both."""
+    classes = classifier.classes
+    if classes != source.num_classes:
+        height, width, channels = source.image_shape
+        shape = f"{height}x{width}x{channels}" if height else f"?x?x{channels}"
+        raise data.DatasetError(
+            f"the model gives {classes} classes and takes {classifier.image_size}x{classifier.image_size}x{classifier.channels} "
+            f"images; {source.name} {source.split} has {source.num_classes} classes of {shape} images"
+        )
 
 
 def _card_class_names(path: Path):
@@ -85,12 +96,12 @@ def image_files(paths) -> list[Path]:
         if given.is_dir():
             found = sorted(p for p in given.rglob("*") if p.suffix.lower() in data.IMAGE_SUFFIXES and p.is_file())
             if not found:
-                raise data.DatasetError(f"{given} holds no images (PNG, JPEG, BMP or GIF)")
+                raise data.DatasetError(f"{saving.shown(given)} holds no images (PNG, JPEG, BMP or GIF)")
             files += found
         elif given.is_file():
             files.append(given)
         else:
-            raise saving.FileError(f"{given}: no such file or folder")
+            raise saving.FileError(f"{saving.shown(given)}: no such file or folder")
     return files
 
 
@@ -99,10 +110,11 @@ def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
     the model's channels (grey copied to RGB, RGB to luma, alpha dropped, as the folder
     datasets do), preprocessed as for evaluation."""
     try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+        image = tf.io.decode_image(tf.io.read_file(os.fsencode(path)), channels=channels, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        reason = str(e).strip().splitlines()[0].split(" [Op:")[0]
-        raise data.DatasetError(f"unreadable image {path}: {reason}") from None
+        # TensorFlow's eager errors start with the op's internal name: {{function_node ...}}
+        reason = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip()).splitlines()[0].split(" [Op:")[0]
+        raise data.DatasetError(f"unreadable image {saving.shown(path)}: {reason}") from None
     return data.preprocess(image, image_size, channels, training=False).numpy()
 
 
@@ -135,7 +147,7 @@ def predict(model, images, top_k, dataset, threads, batch_size, as_json):
             probs = np.asarray(classifier.predict(batch))
             for path, p in zip(chunk, probs):
                 top = np.argsort(-p, kind="stable")[:top_k]
-                results.append({"image": str(path), "top": [{"class": int(i), "name": names[i] if names else str(i), "probability": float(p[i])} for i in top]})
+                results.append({"image": saving.shown(path), "top": [{"class": int(i), "name": names[i] if names else str(i), "probability": float(p[i])} for i in top]})
             progress.update(len(chunk))
         progress.close()
     for result in results:

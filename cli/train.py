@@ -2,16 +2,20 @@
 
 from __future__ import annotations  # annotations name lazy modules
 
+import contextlib
 import dataclasses
 import datetime
+import re
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from cli import catalogue
-from cli.common import data_options, lazy, one_line_errors, zoo
+from cli.common import data_options, lazy, one_line_errors, tf, with_flags, zoo
 
 data = lazy("larq_methods.data")
 saving = lazy("larq_methods.saving")
@@ -102,6 +106,102 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
     return config.replace(teacher=_absolute(config.teacher))
 
 
+def _check_pretrained_names(o: dict) -> None:
+    """Refuses --init or --teacher NAME (a registered model's pretrained weights) with a
+    folder dataset, for which no weights are registered, before anything is loaded."""
+    if not data.is_folder(o["dataset"]):
+        return
+    for option, spec in (("--init", o["init"]), ("--teacher", o["teacher"])):
+        if spec and spec != "none" and not Path(spec).expanduser().exists() and spec in zoo.list_models():
+            raise zoo.WeightsError(
+                f"{option} {spec}: pretrained weights are registered for named datasets only, not for the folder "
+                f"{o['dataset']}; pass a model file or a run folder trained on it"
+            )
+
+
+def _check_size(config, yes: bool) -> str | None:
+    """A warning, found before the run folder is made, of a batch larger than the training
+    data or of fewer than 20 optimiser steps per epoch (`data.size_warning`). On a terminal
+    it is shown at once with a question (unless --yes); otherwise it is returned, to be
+    shown as the run starts (an error found before then is the one line it prints)."""
+    count = config.data.load(config.data.train_split, config.seed).num_examples
+    warning = data.size_warning(count, config.recipe.batch_size)
+    if warning is None:
+        return None
+    warning = f"Warning: {with_flags(warning, ('batch_size',))}"
+    if not yes and _interactive():
+        click.echo(warning, err=True)
+        if not click.confirm("Train anyway?", default=False, err=True):
+            raise click.ClickException("not trained; change --batch-size or pass --yes to train as asked")
+        return None
+    return warning
+
+
+def _echo_after(warning: str | None):
+    """click.echo, which first shows `warning` (on stderr), if any, once."""
+    pending = [warning] if warning else []
+
+    def echo(message=None, **kwargs):
+        while pending:
+            click.echo(pending.pop(), err=True)
+        click.echo(message, **kwargs)
+
+    return echo
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal."""
+    return sys.stdin.isatty()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (what batch schedulers and container runtimes send before a kill) takes
+    Ctrl-C's path: the training loop checkpoints and stops. Yields the signals received."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _damaged_checkpoint(error: Exception) -> bool:
+    """Whether `error` is TensorFlow's of a checkpoint that does not read: a CRC32C that
+    does not check (DataLossError), or an index file that does not parse."""
+    if not isinstance(error, tf.errors.OpError):
+        return False
+    return isinstance(error, tf.errors.DataLossError) or "ckpt-" in str(error)
+
+
+def _full_disk_message(run_dir: Path, error: Exception) -> str:
+    """The one line of a run stopped by a full disk: what it kept, and how to go on. The
+    half-written checkpoint (TensorFlow's `ckpt-N_temp` folder) is removed."""
+    import shutil
+
+    import tensorflow as tf
+
+    folders = [f for f in (run_dir / "checkpoints", *sorted(run_dir.glob("step*/checkpoints"))) if f.is_dir()]
+    for temp in (t for f in folders for t in f.glob("*_temp")):
+        shutil.rmtree(temp, ignore_errors=True)
+    latest = [c for c in (tf.train.latest_checkpoint(str(f)) for f in folders) if c]
+    kept = f"the last good checkpoint, {latest[-1]}, is kept" if latest else "no checkpoint had been saved yet"
+    if isinstance(error, saving.FileError):
+        why = str(error)  # it names the file and says the disk is full
+    else:
+        reason = next((text for text in saving.FULL_DISK_TEXT if text in str(error)), "no space left")
+        why = f"the disk is full ({reason})"
+    return f"training stopped: {why}; {kept}; free some space, then continue with: lqm train --resume {shlex.quote(str(run_dir))}"
+
+
 @click.command()
 @click.argument("model_name", metavar="MODEL", required=False)
 @data_options
@@ -128,18 +228,21 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
 @click.option("--mixed-precision", is_flag=True, help="Train in Keras mixed precision: float16 on a GPU, bfloat16 on a CPU or TPU; signs, statistics and the loss stay float32, and the saved model is float32.")
 @click.option("-o", "--output", type=click.Path(), help="Run folder; must not exist or be empty [default: runs/MODEL-DATASET-TIME].")
 @click.option("--resume", type=click.Path(), metavar="RUN", help="Continue the run in folder RUN from its latest checkpoint, with the options of RUN/config.json (only --epochs may change: it extends the run).")
+@click.option("-y", "--yes", is_flag=True, help="Train even when the batch is larger than the data or an epoch has fewer than 20 optimiser steps (without it, a terminal asks first).")
 @method_options
 @click.pass_context
-def train(ctx, data_dir, output, resume, **options):
+def train(ctx, data_dir, output, resume, yes, **options):
     """Train MODEL and write a run folder: config.json, checkpoints/, logs/ (TensorBoard),
     history.csv, curves.png, model.h5 and results.json.
 
     MODEL is a backbone or a named model (`lqm models`); the method options change its
     method part by part, e.g. `lqm train reactnet-18 --threshold insta --activation fprelu`.
-    Ctrl-C checkpoints the run; `lqm train --resume RUN` continues it exactly where it
-    stopped, and `lqm train --resume RUN --epochs N` extends it to N epochs.
+    Ctrl-C (or SIGTERM, as batch schedulers send) checkpoints the run; `lqm train --resume
+    RUN` continues it exactly where it stopped, and `lqm train --resume RUN --epochs N`
+    extends it to N epochs. One process at a time trains in a run folder.
     """
     with one_line_errors():
+        warning = None
         if resume:
             run_dir = Path(resume)
             given = [
@@ -153,6 +256,7 @@ def train(ctx, data_dir, output, resume, **options):
                     f"--resume takes the run's options from its config.json (only --epochs may change); "
                     f"drop {', '.join(given or ['--output'])}"
                 )
+            saving.read_json(run_dir / "config.json")  # a JSON error by its line, before the run's own reading
             config = lqrun.RunConfig.load(run_dir)
             if options["epochs"] is not None:
                 epochs = options["epochs"]
@@ -167,14 +271,25 @@ def train(ctx, data_dir, output, resume, **options):
             if not options["model_name"]:
                 raise click.UsageError("missing MODEL (or --resume RUN)")
             zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
+            _check_pretrained_names(options)
             config = _config(options, data_dir)
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
-        try:
-            results = lqrun.run(config, run_dir, resume=bool(resume), echo=click.echo)
-        except training.Interrupted as e:
-            click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
-            ctx.exit(130)
+            warning = _check_size(config, yes)
+        with saving.run_lock(run_dir), _sigterm_interrupts() as signals:
+            try:
+                results = lqrun.run(config, run_dir, resume=bool(resume), echo=_echo_after(warning))
+            except training.Interrupted as e:
+                click.echo(f"\n{e}; continue with: lqm train --resume {shlex.quote(str(run_dir))}", err=True)
+                ctx.exit(128 + (signals[-1] if signals else signal.SIGINT))
+            except Exception as e:
+                if saving.is_full_disk(e):
+                    raise saving.FileError(_full_disk_message(run_dir, e)) from None
+                if not _damaged_checkpoint(e):
+                    raise
+                why = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e).strip()).splitlines()[0]
+                why = re.sub(r"\. Perhaps the file is corrupt .* format changes", ":", why)
+                raise saving.FileError(f"a checkpoint of {run_dir} is damaged ({why}); the run cannot resume from it") from None
     click.echo(
         f"{results['eval_split']} accuracy {results['eval_accuracy']:.4f} on {results['eval_examples']} "
         f"images after {results['train_seconds']:.0f} s of training"

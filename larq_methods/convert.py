@@ -447,7 +447,12 @@ def embed_metadata(flatbuffer: bytes, card: dict) -> bytes:
     """`flatbuffer` with `card` as TFLite metadata (a "TFLITE_METADATA" buffer that TFLite
     Support, Android Studio's model binding and Netron read) and with `LABELS_FILE` and
     `CARD_FILE` packed after it as a zip archive, where TFLite Support looks for the files
-    that metadata names. The interpreter ignores both."""
+    that metadata names. The interpreter ignores both.
+
+    The packed card records the size and sha256 of the flatbuffer it rides on
+    (`card["flatbuffer"]`, set in `card` too), so that damage to the model is found from
+    the file alone (`saving.packed_card_problem`)."""
+    import hashlib
     import io
     import zipfile
 
@@ -467,7 +472,9 @@ def embed_metadata(flatbuffer: bytes, card: dict) -> bytes:
     model.buffers, model.metadata = buffers + [extra], metadata + [entry]
     builder = flatbuffers.Builder(len(flatbuffer) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    packed = io.BytesIO(bytes(builder.Output()))
+    model_bytes = bytes(builder.Output())
+    card["flatbuffer"] = {"bytes": len(model_bytes), "sha256": hashlib.sha256(model_bytes).hexdigest()}
+    packed = io.BytesIO(model_bytes)
     packed.seek(0, io.SEEK_END)
     with zipfile.ZipFile(packed, "a") as archive:
         if card.get("class_names"):

@@ -41,7 +41,19 @@ INPUT_SCALING = {"scale": 1 / 127.5, "offset": -1.0}
 
 
 class DatasetError(Exception):
-    """A dataset could not be found or read."""
+    """A dataset could not be found or read.
+
+    `parameters` names the parameters of `load` that the message mentions, each written
+    `name` (in backticks), so that a command line can put its own option names there."""
+
+    def __init__(self, message: str, *, parameters: tuple = ()):
+        super().__init__(message)
+        self.parameters = tuple(parameters)
+
+
+def _shown(path) -> str:
+    """A path as printable text (bytes that are not UTF-8 as \\x escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -138,8 +150,9 @@ def _find(directory: Path, stem: str) -> Path:
             return candidate
     raise DatasetError(
         f"Fashion-MNIST not found: no {stem}[.gz] in {directory}. Install it with "
-        f"`apt-get install dataset-fashion-mnist`, or point --data-dir or "
-        f"{FASHION_MNIST_ENV} at a folder of its IDX files"
+        f"`apt-get install dataset-fashion-mnist`, or point `data_dir` or "
+        f"{FASHION_MNIST_ENV} at a folder of its IDX files",
+        parameters=("data_dir",),
     )
 
 
@@ -154,6 +167,8 @@ def _load_fashion_mnist(split: str, data_dir: str | None) -> Dataset:
         raise DatasetError(f"{directory}: {len(images)} images but {len(labels)} labels")
     _, part = _slice(split, len(images))
     images, labels = images[part, :, :, None], labels[part].astype(np.int64)
+    if not len(images):
+        raise DatasetError(f"split {split!r} of fashion_mnist holds no images")
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     return Dataset(data, len(images), 10, (28, 28, 1), "fashion_mnist", split, FASHION_MNIST_CLASSES)
 
@@ -184,6 +199,8 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
         ) from None
     except (KeyError, ValueError) as e:
         raise DatasetError(f"{name}: bad split {split!r}: {e}") from None
+    if num_examples == 0:
+        raise DatasetError(f"split {split!r} of {name} holds no images")
     info = builder.info
     return Dataset(
         data,
@@ -213,7 +230,23 @@ def is_folder(name: str) -> bool:
 
 
 def _visible_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise DatasetError(f"cannot read the folder {_shown(folder)}: {e.strerror or e}") from None
+
+
+def _text_name(folder: Path, name: str) -> str:
+    """A class folder's name, which becomes a class name in configs and model cards: it
+    must be text (UTF-8), unlike image file names, which are read by their bytes."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise DatasetError(
+            f"the class folder {_shown(folder / name)} has a name that is not UTF-8 text; rename it "
+            "(class names go into the run's config and the model card)"
+        ) from None
+    return name
 
 
 def _layout(root: Path) -> dict[str, Path]:
@@ -234,7 +267,7 @@ def _layout(root: Path) -> dict[str, Path]:
 
 def _folder_eval_split(root: Path) -> str:
     """`test` or `val`/`validation` if `root` has such a folder, else `validation` (the
-    part that --validation-split holds out)."""
+    part that `validation_split` holds out)."""
     try:
         folders = _layout(root)
     except DatasetError:
@@ -253,14 +286,14 @@ def _images(folder: Path) -> list[Path]:
 
 def _class_files(folder: Path) -> tuple[tuple[str, ...], list[Path], list[int]]:
     """(class names, files, labels) of a folder of class folders."""
-    classes = tuple(_visible_dirs(folder))
+    classes = tuple(_text_name(folder, name) for name in _visible_dirs(folder))
     if not classes:
         raise DatasetError(f"{folder} has no class subfolders; put each class's images in {folder}/CLASS/")
     files, labels = [], []
     for label, name in enumerate(classes):
         found = _images(folder / name)
         if not found:
-            raise DatasetError(f"class folder {folder / name} holds no images (PNG, JPEG, BMP or GIF)")
+            raise DatasetError(f"class folder {_shown(folder / name)} holds no images (PNG, JPEG, BMP or GIF)")
         files += found
         labels += [label] * len(found)
     return classes, files, labels
@@ -297,7 +330,10 @@ def _headers(files: list[Path], skip_bad_images: bool) -> tuple[list[int], int, 
             if skip_bad_images:
                 continue
             why = str(e) if isinstance(e, UnidentifiedImageError) and "cannot identify" not in str(e) else "not a readable PNG, JPEG, BMP or GIF file"
-            raise DatasetError(f"unreadable image {path}: {why} (pass --skip-bad-images to leave such files out)") from None
+            raise DatasetError(
+                f"unreadable image {_shown(path)}: {why} (pass `skip_bad_images` to leave such files out)",
+                parameters=("skip_bad_images",),
+            ) from None
         good.append(i)
         sizes.add(size[::-1])
         colour = colour or mode not in _GREY_MODES
@@ -307,10 +343,10 @@ def _headers(files: list[Path], skip_bad_images: bool) -> tuple[list[int], int, 
 def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
     """A seeded choice of round(fraction * n) of n indices, as a boolean mask."""
     if not 0 < fraction < 1:
-        raise DatasetError(f"--validation-split must lie between 0 and 1, not {fraction}")
+        raise DatasetError(f"`validation_split` must lie between 0 and 1, not {fraction}", parameters=("validation_split",))
     count = int(round(fraction * n))
     if not 0 < count < n:
-        raise DatasetError(f"--validation-split {fraction} of {n} images leaves one part empty")
+        raise DatasetError(f"`validation_split` {fraction} of {n} images leaves one part empty", parameters=("validation_split",))
     mask = np.zeros(n, bool)
     mask[np.random.default_rng(seed).permutation(n)[:count]] = True
     return mask
@@ -325,7 +361,7 @@ def _load_held_out(name: str, split: str, data_dir, fraction: float, seed: int) 
         import tensorflow_datasets as tfds
 
         if {"validation", "val"} & set(tfds.builder(name, data_dir=data_dir).info.splits):
-            raise DatasetError(f"{name} has a validation split of its own; drop --validation-split")
+            raise DatasetError(f"{name} has a validation split of its own; drop `validation_split`", parameters=("validation_split",))
     mask = _held_out(whole.num_examples, fraction, seed)
     part = mask if base in ("validation", "val") else ~mask
     keep, count = tf.constant(part), int(part.sum())
@@ -372,9 +408,9 @@ def load_folder(
     train_folder = folders["" if flat else "train"]
     if validation_split is not None:
         if not 0 < validation_split < 1:
-            raise DatasetError(f"--validation-split must lie between 0 and 1, not {validation_split}")
+            raise DatasetError(f"`validation_split` must lie between 0 and 1, not {validation_split}", parameters=("validation_split",))
         if {"val", "validation"} & set(folders):
-            raise DatasetError(f"{root} has a validation folder already; drop --validation-split")
+            raise DatasetError(f"{root} has a validation folder already; drop `validation_split`", parameters=("validation_split",))
     held_out = validation_split is not None and base in ("validation", "val")
     if base == "train" or held_out:
         source = train_folder
@@ -382,8 +418,9 @@ def load_folder(
         source = folders[base]
     elif flat and base in ("test", "val", "validation"):
         raise DatasetError(
-            f"{root} has no test or val folder: pass --validation-split FRACTION to hold out "
-            "part of its images, or lay it out as train/CLASS/* and test/CLASS/*"
+            f"{root} has no test or val folder: pass `validation_split` (a fraction) to hold out "
+            "part of its images, or lay it out as train/CLASS/* and test/CLASS/*",
+            parameters=("validation_split",),
         )
     else:
         names = ["train"] if flat else list(folders)
@@ -412,7 +449,8 @@ def load_folder(
         image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
         return image, label
 
-    paths = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], labels))
+    # by their bytes: a file name need not be UTF-8 (os.fsencode undoes Python's escapes)
+    paths = tf.data.Dataset.from_tensor_slices(([os.fsencode(f) for f in files], labels))
     data = paths.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     encoded = None
     if skip_bad_images:  # a file whose header reads but whose pixels do not
@@ -436,7 +474,7 @@ def find_unreadable(dataset: Dataset) -> Path | None:
     name."""
     for path in dataset.files:
         try:
-            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+            tf.io.decode_image(tf.io.read_file(os.fsencode(path)), expand_animations=False)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
             return Path(path)
     return None
@@ -618,3 +656,30 @@ def sample_inputs(
         dataset, image_size=image_size, channels=channels, batch_size=count, training=False
     )
     return next(iter(data))[0].numpy()
+
+
+# fewer optimiser steps per epoch than this rarely train a model: warn before a run starts
+MIN_STEPS_PER_EPOCH = 20
+
+
+def size_warning(num_examples: int, batch_size: int, *, min_steps: int = MIN_STEPS_PER_EPOCH) -> str | None:
+    """What is wrong with training on `num_examples` images in batches of `batch_size`, or
+    None: a batch larger than the data (every epoch is one step on all of it), or fewer
+    than `min_steps` optimiser steps per epoch (steps = ceil(num_examples / batch_size)).
+    The message names the numbers and the largest `batch_size` that makes `min_steps`."""
+    if num_examples < 1:
+        raise DatasetError("the training split holds no images")
+    steps = -(-num_examples // batch_size)
+    fits = max(1, num_examples // min_steps)
+    fix = f"a `batch_size` of {fits} or less gives {num_examples // fits if fits > 1 else num_examples} steps per epoch"
+    if batch_size > num_examples:
+        return (
+            f"`batch_size` {batch_size} is larger than the {num_examples} training images: every epoch is "
+            f"one optimiser step on all of them; {fix}"
+        )
+    if steps < min_steps:
+        return (
+            f"{num_examples} training images in batches of {batch_size} make {steps} optimiser step(s) "
+            f"per epoch, fewer than {min_steps}: the model will hardly train; {fix}, or train more epochs"
+        )
+    return None

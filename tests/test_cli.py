@@ -156,10 +156,16 @@ def test_convert_refuses_to_overwrite_and_can_be_told_to(tmp_path, model_file):
     out = tmp_path / "out.tflite"
     out.write_text("keep me")
     assert_one_line_error(run("convert", model_file, "-o", out), "already exists", "--overwrite")
+    # --overwrite replaces a converted model only, never another file
+    assert_one_line_error(run("convert", model_file, "-o", out, "--overwrite"), "is not a TFLite model")
     assert out.read_text() == "keep me"
+    out.unlink()
+    assert run("convert", model_file, "-o", out, "--samples", 4).exit_code == 0
+    first = out.read_bytes()
+    assert_one_line_error(run("convert", model_file, "-o", out), "already exists", "--overwrite")
     result = run("convert", model_file, "-o", out, "--overwrite", "--samples", 4)
     assert result.exit_code == 0, result.output
-    assert out.read_bytes()[4:8] == b"TFL3"  # the flatbuffer's file identifier
+    assert out.read_bytes()[4:8] == b"TFL3" and len(out.read_bytes()) == len(first)  # the flatbuffer's file identifier
 
 
 def test_models_with_no_match():

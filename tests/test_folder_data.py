@@ -95,7 +95,7 @@ def test_bad_folders_each_give_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     assert "has no class subfolders" in error(tmp_path / "empty")
     write_class_images(tmp_path / "flat", 2)
-    assert "no test or val folder: pass --validation-split" in error(tmp_path / "flat", "test")
+    assert "no test or val folder: pass `validation_split`" in error(tmp_path / "flat", "test")  # the CLI says --validation-split
     assert "leaves one part empty" in error(tmp_path / "flat", "validation", validation_split=0.01)
 
     (tmp_path / "flat" / "newt").mkdir()
@@ -109,7 +109,7 @@ def test_bad_folders_each_give_one_clear_error(tmp_path):
     withval = make_folder(tmp_path / "withval", train=2, test=1)
     (withval / "test").rename(withval / "val")
     assert data.default_splits(str(withval)) == ("train", "val")
-    assert "drop --validation-split" in error(withval, validation_split=0.5)
+    assert "drop `validation_split`" in error(withval, validation_split=0.5)
     assert "must lie between 0 and 1" in error("fashion_mnist", validation_split=1.5)
 
 
@@ -117,7 +117,7 @@ def test_unreadable_images_are_named_or_skipped(tmp_path):
     write_class_images(tmp_path, 3)
     bad = tmp_path / "dog" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n but not really")
-    with pytest.raises(data.DatasetError, match=f"unreadable image {bad}.*--skip-bad-images"):
+    with pytest.raises(data.DatasetError, match=f"unreadable image {bad}.*`skip_bad_images`"):
         data.load(str(tmp_path), "train")
     (tmp_path / "dog" / "empty.jpg").write_bytes(b"")
     ds = data.load(str(tmp_path), "train", skip_bad_images=True)
@@ -158,8 +158,8 @@ def test_folder_dataset_trains_converts_and_predicts_with_its_class_names(tmp_pa
     result = run("convert", run_dir / "model.h5", "-o", tflite, "--dataset", root, "--samples", 12)
     assert result.exit_code == 0, result.output
     card = json.loads(tflite.with_suffix(".json").read_text())
-    assert card["class_names"] == list(CLASSES) and card["parity"]["inputs"] == f"{root}:test[:12]"
-    assert card["model"] == "reactnet-18" and card["dataset"] == str(root) and 0 <= card["accuracy"] <= 1
+    assert card["class_names"] == list(CLASSES) and card["parity"]["inputs"] == f"{root.name}:test[:12]"
+    assert card["model"] == "reactnet-18" and card["dataset"] == root.name and 0 <= card["accuracy"] <= 1
 
     result = run("predict", tflite, root / "test" / "frog", "--json", "-k", 3)
     assert result.exit_code == 0, result.output

@@ -168,7 +168,7 @@ def test_bad_options_give_one_line(tmp_path, tiny_fashion_mnist, evaluated):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_one_line_error(tiny(empty, log, 1), "Fashion-MNIST not found")
-    assert_one_line_error(tiny(tiny_fashion_mnist, tmp_path, 1), "cannot read search log")  # a folder
+    assert_one_line_error(tiny(tiny_fashion_mnist, tmp_path, 1), "cannot write", "it is a folder")
     assert not log.exists() and evaluated == []
 
 
