@@ -16,7 +16,6 @@ nothing; review `git diff zoo/weights` and commit it yourself. No library call r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import sys

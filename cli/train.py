@@ -106,19 +106,6 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
     return config.replace(teacher=_absolute(config.teacher))
 
 
-def _check_pretrained_names(o: dict) -> None:
-    """Refuses --init or --teacher NAME (a registered model's pretrained weights) with a
-    folder dataset, for which no weights are registered, before anything is loaded."""
-    if not data.is_folder(o["dataset"]):
-        return
-    for option, spec in (("--init", o["init"]), ("--teacher", o["teacher"])):
-        if spec and spec != "none" and not Path(spec).expanduser().exists() and spec in zoo.list_models():
-            raise zoo.WeightsError(
-                f"{option} {spec}: pretrained weights are registered for named datasets only, not for the folder "
-                f"{o['dataset']}; pass a model file or a run folder trained on it"
-            )
-
-
 def _check_size(config, yes: bool) -> str | None:
     """A warning, found before the run folder is made, of a batch larger than the training
     data or of fewer than 20 optimiser steps per epoch (`data.size_warning`). On a terminal
@@ -271,12 +258,11 @@ def train(ctx, data_dir, output, resume, yes, **options):
             if not options["model_name"]:
                 raise click.UsageError("missing MODEL (or --resume RUN)")
             zoo.get_entry(options["model_name"])  # fail on a bad name before touching anything
-            _check_pretrained_names(options)
             config = _config(options, data_dir)
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir = saving.check_new_run_folder(output or f"runs/{options['model_name']}-{options['dataset']}-{stamp}")
             warning = _check_size(config, yes)
-        with saving.run_lock(run_dir), _sigterm_interrupts() as signals:
+        with _sigterm_interrupts() as signals:
             try:
                 results = lqrun.run(config, run_dir, resume=bool(resume), echo=_echo_after(warning))
             except training.Interrupted as e:

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import lqm
-from larq_methods import training
 from larq_methods.methods import gaaf
 from larq_methods.method import Method
 from tests.test_cli import assert_one_line_error

@@ -16,7 +16,6 @@ leaderboard and the GAAF proxy training all call `run`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -161,10 +160,9 @@ class RunConfig:
     @classmethod
     def load(cls, run_dir) -> RunConfig:
         path = Path(run_dir) / "config.json"
-        try:
-            obj = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no readable config.json)") from None
+        obj = saving.read_json(path)  # a JSON error by its line and column
+        if obj is None:
+            raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no config.json)")
         try:
             return cls.from_json(obj)
         except RunConfigError as e:
@@ -179,30 +177,35 @@ def load_model_spec(spec: str, role: str, dataset: str, input_shape, num_classes
     weights for `dataset`; its input and classes must fit the run's. `role` names the
     parameter in errors ("teacher", "init")."""
     path = Path(spec)
-    if path.is_dir():
-        if not (path / "model.h5").exists():
-            raise saving.FileError(f"{role} {spec}: the run folder has no model.h5 (has it finished?)")
-        path = path / "model.h5"
     if path.exists():
-        model = saving.load_model(path)
+        try:
+            model = saving.load_model(saving.run_files(path).model)  # a model file, or a run folder's
+        except saving.FileError as e:
+            raise saving.FileError(f"`{role}` {spec}: {e}", parameters=(role, *e.parameters)) from None
     else:
         try:
             get_entry(spec)
         except UnknownModelError:
-            raise saving.FileError(f"{role} {spec}: neither a model file, a run folder nor a model name") from None
+            raise saving.FileError(f"`{role}` {spec}: neither a model file, a run folder nor a model name", parameters=(role,)) from None
+        if data.is_folder(dataset):
+            raise saving.FileError(
+                f"`{role}` {spec}: pretrained weights are registered for named datasets only, not for the folder "
+                f"{Path(dataset).name}; pass a model file or a run folder trained on it",
+                parameters=(role,),
+            )
         try:
             model = create_model(spec, weights=dataset, input_shape=input_shape, num_classes=num_classes)
         except (ValueError, OSError) as e:
-            where = "a folder dataset" if data.is_folder(dataset) else dataset
-            why = str(e).splitlines()[0] if not data.is_folder(dataset) else "none are shipped for one"
             raise training.TrainingError(
-                f"{role} {spec}: no pretrained weights for {where} that fit ({why}); "
-                f"train {spec} first and pass its run folder"
+                f"`{role}` {spec}: no pretrained {dataset} weights that fit ({str(e).splitlines()[0]}); "
+                f"train {spec} first and pass its run folder",
+                parameters=(role,),
             ) from None
     if tuple(model.input_shape[1:]) != tuple(input_shape) or model.output_shape[-1] != num_classes:
         raise training.TrainingError(
-            f"{role} {spec} takes {model.input_shape[1:]} and gives {model.output_shape[-1]} "
-            f"classes; this run's model takes {tuple(input_shape)} and gives {num_classes}"
+            f"`{role}` {spec} takes {model.input_shape[1:]} and gives {model.output_shape[-1]} "
+            f"classes; this run's model takes {tuple(input_shape)} and gives {num_classes}",
+            parameters=(role,),
         )
     return model
 
@@ -304,7 +307,7 @@ def prepare(config: RunConfig) -> Prepared:
         raise data.DatasetError(f"{config.data.train_split} has {train_set.num_classes} classes, {config.data.eval_split} {eval_set.num_classes}")
     size = config.data.image_size or train_set.image_shape[0]
     if size is None:
-        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give an image size (image_size)")
+        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give `image_size`", parameters=("image_size",))
     channels = int(config.data.channels or train_set.image_shape[2])
     config = config.replace(data=dataclasses.replace(config.data, image_size=int(size), channels=channels))
     return Prepared(config, train_set, eval_set, (int(size), int(size), channels))
@@ -393,6 +396,8 @@ def run(
     written before training starts. Resumed: continues from the latest checkpoint of the
     first unfinished step; a larger `config.recipe.epochs` than the run had extends it.
     A config from `RunConfig.for_model` gets the recipe and teacher `lqm train` gets.
+    A second process that runs into the same `run_dir` meanwhile is refused
+    (`saving.run_lock`).
     """
     run_dir = Path(run_dir)
     if resume and training.is_complete(run_dir, config.recipe, config.method):
@@ -400,6 +405,11 @@ def run(
             f"{run_dir} is complete: every step has its model.h5 and {config.recipe.epochs} epoch(s); "
             "more epochs extend it"
         )
+    with saving.run_lock(run_dir):  # one process at a time; a crashed one holds nothing
+        return _run(config, run_dir, resume=resume, verbose=verbose, echo=echo, callbacks=callbacks)
+
+
+def _run(config: RunConfig, run_dir: Path, *, resume, verbose, echo, callbacks) -> dict:
     training.set_determinism(config.deterministic)
     prepared = prepare(config)
     config = prepared.config

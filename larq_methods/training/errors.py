@@ -2,7 +2,14 @@
 
 
 class TrainingError(Exception):
-    """A run that cannot start, or that stopped without a usable model."""
+    """A run that cannot start, or that stopped without a usable model.
+
+    `parameters` names the library parameters that the message mentions by name, in
+    backticks (for example `teacher`), so that a command line can name its own options."""
+
+    def __init__(self, message: str, *, parameters: tuple = ()):
+        super().__init__(message)
+        self.parameters = tuple(parameters)
 
 
 class NonFiniteLoss(TrainingError):

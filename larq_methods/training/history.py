@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -41,15 +41,17 @@ def append_history(history_csv, row: dict) -> None:
     then the others in sorted order). Values are written with `repr`, so two identical runs write
     identical files."""
     path = Path(history_csv)
-    if path.exists() and path.stat().st_size:
-        with open(path, newline="") as f:
-            keys = next(csv.reader(f))
+    text = path.read_text() if path.exists() else ""
+    if text:
+        keys = next(csv.reader([text.splitlines()[0]]))
     else:
         first = [k for k in HISTORY_KEYS if k in row]
         keys = [*first, *sorted(k for k in row if k not in first)]
-        path.write_text(",".join(keys) + "\n")
-    with open(path, "a", newline="") as f:
-        csv.writer(f).writerow(["" if row.get(k) is None else repr(row[k]) for k in keys])
+        text = ",".join(keys) + "\n"
+    line = io.StringIO()
+    csv.writer(line).writerow(["" if row.get(k) is None else repr(row[k]) for k in keys])
+    # rewritten whole through a temporary file: a full disk leaves the rows it had
+    saving.write_bytes(path, (text + line.getvalue()).encode())
 
 
 def plot_history(history_csv, png) -> None:
@@ -77,11 +79,11 @@ def plot_history(history_csv, png) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png)
+    try:
+        with saving.atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def write_json(path, data: dict) -> None:

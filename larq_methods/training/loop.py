@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from larq_methods import precise_bn
+from larq_methods import precise_bn, saving
 from larq_methods.training.errors import Interrupted, NonFiniteLoss, TrainingError, WriteError
 from larq_methods.training.history import (
     TensorBoardLog,
@@ -105,9 +106,11 @@ class Loop:
         force (`Checkpoints`)."""
         try:
             yield
-        except (OSError, tf.errors.OpError) as e:
+        except (OSError, tf.errors.OpError, saving.FileError) as e:
             reason = getattr(e, "strerror", None) or str(getattr(e, "message", e)).splitlines()[0]
-            good = int(self.checkpoints.epoch.numpy()) if self.checkpoints.latest else None
+            for temp in Path(self.checkpoints.manager.directory).glob("*_temp"):  # a save cut short
+                shutil.rmtree(temp, ignore_errors=True)
+            good = int(tf.train.load_variable(self.checkpoints.latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")) if self.checkpoints.latest else None
             kept = (
                 f"the last good checkpoint (epoch {good}) is kept in {self.checkpoints.manager.directory}"
                 if good is not None
