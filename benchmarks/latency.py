@@ -67,6 +67,17 @@ def main():
     ops = {name: convert.inventory(fb) for name, fb in flatbuffers.items()}
     minutes = (time.perf_counter() - start) / 60
 
+    rows = table_rows(named, backbones, timing, ops, flatbuffers)
+    text = report(rows, args, minutes)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    plot(rows, args, output.with_suffix(".png"))
+    print(text)
+
+
+def table_rows(named, backbones, timing, ops, flatbuffers) -> list[tuple]:
+    """(model, backbone, timing, median and min ratios to the backbone, size, operators added)."""
     rows = []
     for name in backbones + sorted(named, key=lambda n: (named[n], n)):
         base = named.get(name, name)
@@ -76,7 +87,10 @@ def main():
             (name, base, t, t["median"] / b["median"], t["min"] / b["min"], len(flatbuffers[name]),
              ", ".join(f"{op} {n:+d}" for op, n in added.items()))
         )  # fmt: skip
+    return rows
 
+
+def report(rows, args, minutes) -> str:
     command = shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]])
     lines = [
         f"# LCE-interpreter latency, {args.image_size}x{args.image_size}x3, alpha {args.alpha}, 1000 classes",
@@ -98,12 +112,7 @@ def main():
             f"| `{name}` | {base} | {t['min']:.1f} | {t['median']:.1f} | {t['p90']:.1f} | "
             f"{median_ratio:.2f}x | {min_ratio:.2f}x | {size / 2**20:.1f} MiB | {added} |"
         )
-    text = "\n".join(lines) + "\n"
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    plot(rows, args, output.with_suffix(".png"))
-    print(text)
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows, args, path):

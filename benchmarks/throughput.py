@@ -137,7 +137,7 @@ def ratio(slower, faster) -> str:
     return f"{faster / slower:.2f}x" if slower and faster else "-"
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", action="store_true", help="The real-size setting (alpha 1.0, 112x112x3, batch 32).")
     parser.add_argument("--alpha", type=float)
@@ -159,43 +159,47 @@ def main():
     for key, value in (REAL if args.real else TOY).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    return args
 
-    names = model_names(args.models)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (args.batch_size, args.image_size, args.image_size, args.channels)).astype(np.float32)
-    y = rng.integers(0, 10, args.batch_size)
-    tf.keras.utils.set_random_seed(0)
-    with_xla = set(zoo.list_models(args.xla_models)) & set(names) if args.xla_models else set()
-    with_xla |= {zoo.get_entry(n).backbone for n in with_xla}
+
+def variants_of(name, args, with_xla) -> list[str]:
+    """The variants of `name` to measure ("" is the model as it is)."""
+    variants = ["", "xla"] if name in with_xla else [""]
+    if args.before and not recipes.is_float(name):
+        variants.append("before")
+    if args.mixed and (name in BASELINES or recipes.is_float(name)):
+        variants.append("mixed")
+    if args.breakdown and name in BASELINES:
+        variants += ["activations", "zero-padding"]
+    if args.react_baselines and name in BASELINES and not _has_react_modules(name):
+        variants.append("react")
+    return variants
+
+
+def variant_context(variant):
+    if variant == "mixed":
+        return training.precision_policy(training.mixed_policy())
+    if variant == "zero-padding":
+        return zero_padding()
+    return code_before_issue_12() if variant == "before" else contextlib.nullcontext()
+
+
+def build_all(names, args, with_xla, x, y):
+    """Every (model, variant) built, compiled and traced; and each model's note."""
     models, notes = {}, {}
     for name in names:
-        variants = ["", "xla"] if name in with_xla else [""]
-        if args.before and not recipes.is_float(name):
-            variants.append("before")
-        if args.mixed and (name in BASELINES or recipes.is_float(name)):
-            variants.append("mixed")
-        if args.breakdown and name in BASELINES:
-            variants += ["activations", "zero-padding"]
-        if args.react_baselines and name in BASELINES and not _has_react_modules(name):
-            variants.append("react")
-        for variant in variants:
-            if variant == "mixed":
-                context = training.precision_policy(training.mixed_policy())
-            elif variant == "zero-padding":
-                context = zero_padding()
-            else:
-                context = code_before_issue_12() if variant == "before" else contextlib.nullcontext()
-            with context:
+        for variant in variants_of(name, args, with_xla):
+            with variant_context(variant):
                 binarise = "activations" if variant == "activations" else None
                 model, notes[name] = build(name, args, variant == "xla", binarise, react=variant == "react")
                 for _ in range(args.warmup):  # traces the training step
                     model.train_on_batch(x, y)
             models[name, variant] = model
         print(f"built {name}", flush=True)
-    calls = {key: functools.partial(model.train_on_batch, x, y) for key, model in models.items()}
-    windows = benchmark.interleaved(calls, rounds=args.rounds, steps=args.steps, progress=True)
-    speed = {key: statistics.median(args.batch_size / t for t in w) for key, w in windows.items()}
+    return models, notes
 
+
+def columns_of(args, with_xla) -> list[str]:
     columns = ["model", "backbone", "images/s", "vs backbone", "vs float twin"]
     if args.before:
         columns += ["before: images/s", "before: vs backbone", "before: vs float twin", "speed-up"]
@@ -207,32 +211,53 @@ def main():
         columns += ["vs ReAct backbone"]
     if args.breakdown:
         columns += ["real weights: images/s", "real weights: vs float twin", "zero padding: images/s", "zero padding: vs float twin"]
-    rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
-    for name in names:
-        base, twin = zoo.get_entry(name).backbone, recipes.float_twin(name)
-        cells = [f"`{name}`", base]
-        for variant in ["", "before"] if args.before else [""]:
+    return columns
+
+
+def row_of(name, speed, args, with_xla) -> list[str]:
+    """The table's cells of `name` (its note excepted)."""
+    base, twin = zoo.get_entry(name).backbone, recipes.float_twin(name)
+    cells = [f"`{name}`", base]
+    for variant in ["", "before"] if args.before else [""]:
+        own = speed.get((name, variant))
+        if own is None:  # a float model has no sign: nothing changed
+            cells += ["-"] * 3
+            continue
+        cells += [f"{own:.1f}", ratio(own, speed.get((base, variant))), ratio(own, speed.get((twin, "")))]
+    if args.before:
+        cells.append(ratio(speed.get((name, "before")), speed[name, ""]) if (name, "before") in speed else "-")
+    if with_xla:
+        xla = speed.get((name, "xla"))
+        cells += [f"{xla:.1f}", ratio(xla, speed[base, "xla"]), f"{xla / speed[name, ''] :.2f}x"] if xla else ["-"] * 3
+    if args.mixed:
+        mixed = speed.get((name, "mixed"))
+        cells += [f"{mixed:.1f}", f"{mixed / speed[name, ''] :.2f}x"] if mixed else ["-"] * 2
+    if args.react_baselines:
+        react = speed.get((base, "react" if (base, "react") in speed else ""))
+        cells.append(ratio(speed.get((name, "")), react) if name != base and not recipes.is_float(name) else "-")
+    if args.breakdown:
+        for variant in ("activations", "zero-padding"):
             own = speed.get((name, variant))
-            if own is None:  # a float model has no sign: nothing changed
-                cells += ["-"] * 3
-                continue
-            cells += [f"{own:.1f}", ratio(own, speed.get((base, variant))), ratio(own, speed.get((twin, "")))]
-        if args.before:
-            cells.append(ratio(speed.get((name, "before")), speed[name, ""]) if (name, "before") in speed else "-")
-        if with_xla:
-            xla = speed.get((name, "xla"))
-            cells += [f"{xla:.1f}", ratio(xla, speed[base, "xla"]), f"{xla / speed[name, ''] :.2f}x"] if xla else ["-"] * 3
-        if args.mixed:
-            mixed = speed.get((name, "mixed"))
-            cells += [f"{mixed:.1f}", f"{mixed / speed[name, ''] :.2f}x"] if mixed else ["-"] * 2
-        if args.react_baselines:
-            react = speed.get((base, "react" if (base, "react") in speed else ""))
-            cells.append(ratio(speed.get((name, "")), react) if name != base and not recipes.is_float(name) else "-")
-        if args.breakdown:
-            for variant in ("activations", "zero-padding"):
-                own = speed.get((name, variant))
-                cells += [f"{own:.1f}", ratio(own, speed.get((twin, "")))] if own else ["-"] * 2
-        rows.append("| " + " | ".join(cells + [notes[name]]) + " |")
+            cells += [f"{own:.1f}", ratio(own, speed.get((twin, "")))] if own else ["-"] * 2
+    return cells
+
+
+def main():
+    args = parse_args()
+    names = model_names(args.models)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (args.batch_size, args.image_size, args.image_size, args.channels)).astype(np.float32)
+    y = rng.integers(0, 10, args.batch_size)
+    tf.keras.utils.set_random_seed(0)
+    with_xla = set(zoo.list_models(args.xla_models)) & set(names) if args.xla_models else set()
+    with_xla |= {zoo.get_entry(n).backbone for n in with_xla}
+    models, notes = build_all(names, args, with_xla, x, y)
+    calls = {key: functools.partial(model.train_on_batch, x, y) for key, model in models.items()}
+    windows = benchmark.interleaved(calls, rounds=args.rounds, steps=args.steps, progress=True)
+    speed = {key: statistics.median(args.batch_size / t for t in w) for key, w in windows.items()}
+    columns = columns_of(args, with_xla)
+    rows = ["| " + " | ".join(columns + ["note"]) + " |", "|" + " --- |" * (len(columns) + 1)]
+    rows += ["| " + " | ".join(row_of(name, speed, args, with_xla) + [notes[name]]) + " |" for name in names]
     command = shlex.join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     text = (
         f"Training throughput at alpha {args.alpha}, {args.image_size}x{args.image_size}x{args.channels}, batch "

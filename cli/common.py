@@ -163,13 +163,13 @@ def model_input(model) -> tuple[int, int]:
 
 def data_options(f):
     """--dataset and --data-dir; and, for commands whose function takes them (by name or
-    **kwargs), the folder-dataset options --validation-split and --skip-bad-images."""
+    **kwargs), the hold-out option --validation-split and the folder-dataset option --skip-bad-images."""
     params = inspect.signature(f).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if takes_all or "skip_bad_images" in params:
         f = click.option("--skip-bad-images", is_flag=True, help="Leave out image files of a folder dataset that cannot be read, instead of stopping.")(f)
     if takes_all or "validation_split" in params:
-        f = click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="FRACTION", help="Hold out this fraction of a folder dataset's training images (seeded) as split 'validation'.")(f)
+        f = click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="FRACTION", help="Hold out this fraction of the training images (seeded) as split 'validation'; split 'train' is then the rest.")(f)
     f = click.option("--data-dir", type=click.Path(), help=f"Dataset folder (Fashion-MNIST IDX files; overrides ${catalogue.FASHION_MNIST_ENV}) or TFDS data dir.")(f)
     f = click.option("--dataset", default="fashion_mnist", show_default=True, metavar="NAME|PATH", help="fashion_mnist (local IDX files), a tensorflow-datasets name, or a folder of images: PATH/CLASS/* or PATH/train/CLASS/* with PATH/test/CLASS/*.")(f)
     return f

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 from flatbuffers import flexbuffers
-from tensorflow.lite.python import schema_py_generated as schema
+from larq_methods import compat, costs, data
 
-from larq_methods import costs, data
+schema = compat.tflite_schema()
 
 _BUILTIN_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
@@ -43,37 +43,19 @@ class Op:
 def convert(model: tf.keras.Model) -> bytes:
     """Converts with LCE for ARM targets; the batch size of the result is 1.
 
-    Takes the frozen-graph route that `lce.convert_keras_model` itself falls back to: it
-    gives the same operators as the SavedModel route but skips writing a SavedModel, which
-    is about ten times faster here (3 s against 29 s for ReActNet-A at 28x28). If it
-    fails, LCE's own `convert_keras_model` is used.
+    Takes the frozen-graph route that `lce.convert_keras_model` itself falls back to
+    (`compat.convert_frozen_graph`: LCE has no public function for it): it gives the same
+    operators as the SavedModel route but skips writing a SavedModel, which is about ten
+    times faster (3 s against 29 s for ReActNet-A at 28x28, measured). If that route
+    raises, LCE's public `convert_keras_model` is used.
     """
     import larq_compute_engine as lce
-    from larq_compute_engine.mlir.python import converter
-    from tensorflow.core.framework.types_pb2 import DataType
-    from tensorflow.lite.python.util import get_tensor_name
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
     specs = [tf.TensorSpec((1, *i.shape[1:]), i.dtype) for i in model.inputs]
+    func = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
     try:
-        func = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
-        frozen = convert_variables_to_constants_v2(
-            func.get_concrete_function(*specs), lower_control_flow=False
-        )
-        inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
-        return converter.convert_graphdef_to_tflite_flatbuffer(
-            frozen.graph.as_graph_def().SerializeToString(),
-            [get_tensor_name(t) for t in inputs],
-            [DataType.Name(t.dtype.as_datatype_enum) for t in inputs],
-            [t.shape.as_list() for t in inputs],
-            [get_tensor_name(t) for t in frozen.outputs],
-            False,  # no training-time quantisation ops
-            "arm",
-            None,
-        )
-    except Exception:  # pragma: no cover - the slower, more general route
+        return compat.convert_frozen_graph(func.get_concrete_function(*specs))
+    except (ValueError, TypeError, RuntimeError, tf.errors.OpError):  # pragma: no cover - the slower, more general route
         return lce.convert_keras_model(model)
 
 
@@ -483,6 +465,47 @@ def embed_metadata(flatbuffer: bytes, card: dict) -> bytes:
     return packed.getvalue()
 
 
+# Readers of a field (by its slot) of a flatbuffer table, for `read_metadata`.
+
+
+def _read_table(tab, slot):
+    """The sub-table at `slot` of `tab`, or None."""
+    from flatbuffers.table import Table
+
+    o = tab.Offset(4 + 2 * slot)
+    return Table(tab.Bytes, tab.Indirect(o + tab.Pos)) if o else None
+
+
+def _read_tables(tab, slot) -> list:
+    """The tables of the vector at `slot`."""
+    from flatbuffers.table import Table
+
+    o = tab.Offset(4 + 2 * slot)
+    if not o:
+        return []
+    start = tab.Vector(o)
+    return [Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(tab.VectorLen(o))]
+
+
+def _read_floats(tab, slot) -> list:
+    import flatbuffers.number_types as n
+
+    o = tab.Offset(4 + 2 * slot)
+    return tab.GetVectorAsNumpy(n.Float32Flags, o).tolist() if o else []
+
+
+def _read_string(tab, slot):
+    o = tab.Offset(4 + 2 * slot)
+    return tab.String(o + tab.Pos).decode() if o else None
+
+
+def _read_scalar(tab, slot, kind):
+    import flatbuffers.number_types as n
+
+    o = tab.Offset(4 + 2 * slot)
+    return tab.Get(getattr(n, kind), o + tab.Pos) if o else 0
+
+
 def read_metadata(flatbuffer: bytes) -> dict:
     """What `embed_metadata` put into `flatbuffer`, read back through the schema:
     {"name", "description", "min_parser_version", "input": {"color_space", "size", "mean",
@@ -492,6 +515,7 @@ def read_metadata(flatbuffer: bytes) -> dict:
 
     from flatbuffers.table import Table
 
+    table, vector, floats, string, scalar = _read_table, _read_tables, _read_floats, _read_string, _read_scalar
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     index = next(
         (model.Metadata(i).Buffer() for i in range(model.MetadataLength()) if model.Metadata(i).Name() == METADATA_NAME.encode()),
@@ -502,33 +526,6 @@ def read_metadata(flatbuffer: bytes) -> dict:
     raw = model.Buffers(index).DataAsNumpy().tobytes()
     if raw[4:8] != b"M001":
         raise ConversionError("the TFLITE_METADATA buffer is not TFLite metadata (no M001 identifier)")
-
-    def table(tab, slot):  # the sub-table at `slot` of `tab`, or None
-        o = tab.Offset(4 + 2 * slot)
-        return Table(tab.Bytes, tab.Indirect(o + tab.Pos)) if o else None
-
-    def vector(tab, slot):  # the tables of the vector at `slot`
-        o = tab.Offset(4 + 2 * slot)
-        if not o:
-            return []
-        start = tab.Vector(o)
-        return [Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(tab.VectorLen(o))]
-
-    def floats(tab, slot):
-        o = tab.Offset(4 + 2 * slot)
-        import flatbuffers.number_types as n
-
-        return tab.GetVectorAsNumpy(n.Float32Flags, o).tolist() if o else []
-
-    def string(tab, slot):
-        o = tab.Offset(4 + 2 * slot)
-        return tab.String(o + tab.Pos).decode() if o else None
-
-    def scalar(tab, slot, kind):
-        import flatbuffers.number_types as n
-
-        o = tab.Offset(4 + 2 * slot)
-        return tab.Get(getattr(n, kind), o + tab.Pos) if o else 0
 
     root = Table(raw, int.from_bytes(raw[:4], "little"))
     subgraph = vector(root, 3)[0]

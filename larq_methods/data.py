@@ -404,34 +404,11 @@ def load_folder(
     root = Path(path).expanduser()
     folders = _layout(root)
     base, _ = _slice(split, 0)
-    flat = "" in folders
-    train_folder = folders["" if flat else "train"]
-    if validation_split is not None:
-        if not 0 < validation_split < 1:
-            raise DatasetError(f"`validation_split` must lie between 0 and 1, not {validation_split}", parameters=("validation_split",))
-        if {"val", "validation"} & set(folders):
-            raise DatasetError(f"{root} has a validation folder already; drop `validation_split`", parameters=("validation_split",))
-    held_out = validation_split is not None and base in ("validation", "val")
-    if base == "train" or held_out:
-        source = train_folder
-    elif not flat and base in folders:
-        source = folders[base]
-    elif flat and base in ("test", "val", "validation"):
-        raise DatasetError(
-            f"{root} has no test or val folder: pass `validation_split` (a fraction) to hold out "
-            "part of its images, or lay it out as train/CLASS/* and test/CLASS/*",
-            parameters=("validation_split",),
-        )
-    else:
-        names = ["train"] if flat else list(folders)
-        names += ["validation"] if validation_split is not None else []
-        raise DatasetError(f"{root} has splits {', '.join(map(repr, names))}, not {base!r}")
-    if not flat:
-        _same_classes(folders)
+    source, held_out = _split_folder(root, folders, base, validation_split)
     classes, files, labels = _class_files(source)
-    if validation_split is not None and source == train_folder:
-        mask = _held_out(len(files), validation_split, seed)
-        keep = mask if held_out else ~mask
+    if validation_split is not None and held_out is not None:
+        keep = _held_out(len(files), validation_split, seed)
+        keep = keep if held_out else ~keep
         files = [f for f, k in zip(files, keep) if k]
         labels = [y for y, k in zip(labels, keep) if k]
     good, channels, size, formats = _headers(files, skip_bad_images)
@@ -444,6 +421,39 @@ def load_folder(
     files, labels = files[part], labels[part]
     if not files:
         raise DatasetError(f"split {split!r} of {root} holds no images")
+    return _streamed(root, split, classes, files, labels, channels, size, formats, skip_bad_images)
+
+
+def _split_folder(root: Path, folders: dict, base: str, validation_split) -> tuple[Path, bool | None]:
+    """The folder that split `base` reads, and whether it is the held-out part of the
+    training images (True), the rest of them (False), or no hold-out applies (None)."""
+    flat = "" in folders
+    train_folder = folders["" if flat else "train"]
+    if validation_split is not None:
+        if not 0 < validation_split < 1:
+            raise DatasetError(f"`validation_split` must lie between 0 and 1, not {validation_split}", parameters=("validation_split",))
+        if {"val", "validation"} & set(folders):
+            raise DatasetError(f"{root} has a validation folder already; drop `validation_split`", parameters=("validation_split",))
+    held_out = validation_split is not None and base in ("validation", "val")
+    if not flat:
+        _same_classes(folders)
+    if base == "train" or held_out:
+        return train_folder, (held_out if validation_split is not None else None)
+    if not flat and base in folders:
+        return folders[base], None
+    if flat and base in ("test", "val", "validation"):
+        raise DatasetError(
+            f"{root} has no test or val folder: pass `validation_split` (a fraction) to hold out "
+            "part of its images, or lay it out as train/CLASS/* and test/CLASS/*",
+            parameters=("validation_split",),
+        )
+    names = ["train"] if flat else list(folders)
+    names += ["validation"] if validation_split is not None else []
+    raise DatasetError(f"{root} has splits {', '.join(map(repr, names))}, not {base!r}")
+
+
+def _streamed(root, split, classes, files, labels, channels, size, formats, skip_bad_images) -> Dataset:
+    """The `Dataset` of image `files`, read and decoded as they stream."""
 
     def decode(file, label):
         image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
@@ -456,7 +466,7 @@ def load_folder(
     if skip_bad_images:  # a file whose header reads but whose pixels do not
         data = data.ignore_errors()
     elif formats <= {"JPEG", "MPO"}:
-        # Not with --skip-bad-images: a bad file must be left out before the epoch is
+        # Not with `skip_bad_images`: a bad file must be left out before the epoch is
         # ordered, and only decoding all of it tells. Nor with other formats among the
         # JPEGs: choosing the decoder per image (`tf.cond`) costs more in tf.data than
         # decoding only the crop saves (337 against 371 images/s per core, 224x224).

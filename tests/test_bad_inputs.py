@@ -125,7 +125,7 @@ CASES = [
     ("train-empty-eval-split", "train reactnet-18 --data-dir {W}/fm --recipe one-step --eval-split test[5:5] -o {W}/new", 1, "holds no images"),
     ("train-bad-split", "train reactnet-18 --data-dir {W}/fm --train-split train[ -o {W}/new", 1, "cannot parse split"),
     ("train-unknown-split", "train reactnet-18 --data-dir {W}/fm --train-split dev -o {W}/new", 1, "not 'dev'"),
-    ("train-validation-split-named", "train reactnet-18 --data-dir {W}/fm --validation-split 0.1 -o {W}/new", 1, "--validation-split is for image folders"),
+    ("train-validation-split-out-of-range", "train reactnet-18 --data-dir {W}/fm --validation-split 1.5 -o {W}/new", 2, "--validation-split"),
     ("train-flat-no-test", "train reactnet-18 --dataset {W}/flat --recipe one-step -o {W}/new", 1, "pass --validation-split"),
     ("train-validation-too-small", "train reactnet-18 --dataset {W}/flat --recipe one-step --validation-split 0.01 -o {W}/new", 1, "--validation-split 0.01 of 6 images"),
     ("train-non-utf8-class", "train reactnet-18 --dataset {W}/badclass --recipe one-step --validation-split 0.5 -o {W}/new", 1, "\\xff\\xfeclass"),
@@ -177,7 +177,7 @@ CASES = [
     ("evaluate-name-on-folder", "evaluate reactnet-18 --dataset {W}/flat", 1, "named datasets only"),
     ("evaluate-not-a-run", "evaluate {W}/empty --data-dir {W}/fm", 1, "not a run folder"),
     ("evaluate-broken-config", "evaluate {W}/broken --data-dir {W}/fm", 1, "is not valid JSON"),
-    ("evaluate-validation-split-named", "evaluate {W}/run --data-dir {W}/fm --validation-split 0.2", 1, "--validation-split is for image folders"),
+    ("evaluate-no-validation-part", "evaluate {W}/run --data-dir {W}/fm --split validation", 1, "not 'validation'"),
     ("evaluate-batch-0", "evaluate {W}/run --batch-size 0", 2, "--batch-size"),
     ("evaluate-hdf5-not-a-model", "evaluate {W}/data.h5 --data-dir {W}/fm", 1, "without a model_config"),
     # predict
@@ -194,6 +194,14 @@ CASES = [
     ("benchmark-flipped", "benchmark {W}/flipped.tflite --runs 1", 1, "damaged"),
     ("benchmark-runs-0", "benchmark {W}/bare.tflite --runs 0", 2, "--runs"),
     # download
+    # compare
+    ("compare-unknown", "compare nope -o {W}/cmp", 1, "unknown model 'nope'"),
+    ("compare-no-output", "compare reactnet-18 --data-dir {W}/fm", 2, "Missing option '-o'"),
+    ("compare-seeds-0", "compare reactnet-18 --seeds 0 -o {W}/cmp", 2, "--seeds"),
+    ("compare-twice", "compare reactnet-18 reactnet-18 --data-dir {W}/fm -o {W}/cmp", 2, "a model is named twice"),
+    ("compare-two-budgets", "compare reactnet-18 --data-dir {W}/fm --budget-ms 1 --budget 2 -o {W}/cmp", 2, "not both"),
+    ("compare-flat-no-test", "compare reactnet-18 --dataset {W}/flat -o {W}/cmp", 1, "has no test split"),
+    ("compare-too-many-jobs", "compare reactnet-18 --data-dir {W}/fm --jobs 999 -o {W}/cmp", 2, "more than this machine's"),
     ("download-nothing", "download", 2, "give a MODEL, or --all"),
     ("download-unknown", "download nope", 1, "unknown model 'nope'"),
     ("download-no-weights", "download reactnet-18 --dataset imagenet2012", 1, "imagenet2012"),

@@ -403,7 +403,8 @@ def run(
     if resume and training.is_complete(run_dir, config.recipe, config.method):
         raise training.TrainingError(
             f"{run_dir} is complete: every step has its model.h5 and {config.recipe.epochs} epoch(s); "
-            "more epochs extend it"
+            "a larger `epochs` extends it",
+            parameters=("epochs",),
         )
     with saving.run_lock(run_dir):  # one process at a time; a crashed one holds nothing
         return _run(config, run_dir, resume=resume, verbose=verbose, echo=echo, callbacks=callbacks)

@@ -29,7 +29,10 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi-worker":
         if "TF_CONFIG" not in os.environ:
-            raise TrainingError("the multi-worker strategy needs TF_CONFIG (the cluster and this worker's task) in the environment")
+            raise TrainingError(
+                "`strategy` multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment",
+                parameters=("strategy",),
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
@@ -39,7 +42,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         except (ValueError, tf.errors.OpError) as e:
             raise TrainingError(f"no TPU found: {str(e).splitlines()[0]}") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise TrainingError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    raise TrainingError(f"`strategy` must be one of {', '.join(STRATEGIES)}; got {name!r}", parameters=("strategy",))
 
 
 def is_chief(strategy) -> bool:
