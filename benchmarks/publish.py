@@ -130,7 +130,8 @@ def earlier_study(models, seed: int, registry: list[dict]) -> list[dict]:
                              method=Method(**old["recipe"]["method"]), weights=str(path))  # fmt: skip
         batches = data.pipeline(test_set, image_size=shape[0], channels=shape[2], batch_size=256, training=False)
         accuracy = precise_bn.top1(built, batches)
-        recipe = {**old["recipe"], "seed": seed, "run": str(run.relative_to(ROOT)),
+        record = json.loads((run / "results.json").read_text())
+        recipe = {**old["recipe"], "seed": seed, "run": str(run.relative_to(ROOT)), "code": record.get("code", "?"),
                   "chosen_by": f"seed {seed}, fixed by rule (the study held out no validation part)"}  # fmt: skip
         new = {**old, "sha256": pretrained.sha256(path), "accuracy": round(accuracy, 4), "recipe": recipe}
         registry = with_entry(registry, new)

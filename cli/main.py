@@ -135,6 +135,28 @@ def _check_convert_outputs(model_file: Path, output: Path, card: Path, overwrite
         saving.check_writable(path)
 
 
+def _parity_inputs(dataset, data_dir, samples, size, chans, input_kind, metadata):
+    """(the inputs of the parity check, their description): images of `dataset`'s
+    evaluation split (which also name the classes in `metadata`), or uniform noise."""
+    if not dataset:
+        rng = np.random.default_rng(0)
+        inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
+        return inputs, "uniform random in [-1, 1]" + (", as 0-255 pixels" if input_kind == "raw" else "")
+    _, eval_split = data.default_splits(dataset)
+    try:
+        source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
+    except data.DatasetError:
+        if not data.is_folder(dataset):
+            raise
+        # a folder of class folders alone: parity needs images, not held-out ones
+        source = data.load(dataset, f"train[:{samples}]")
+    inputs = data.sample_inputs(source, image_size=size, channels=chans, count=samples)
+    if source.class_names and "class_names" not in metadata:
+        metadata["class_names"] = list(source.class_names)
+    metadata.setdefault("dataset", _dataset_name(dataset))
+    return inputs, f"{_dataset_name(dataset)}:{source.split}"
+
+
 @lqm.command()
 @click.argument("model_file", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), required=True, help="The .tflite file to write; its model card (.json) goes beside it. Never a file of a run folder; --overwrite replaces only an earlier converted model and its card.")
@@ -162,24 +184,7 @@ def convert(model_file, output, dataset, data_dir, input_kind, class_names, samp
         model = saving.load_model(run.model)
         size, chans = model_input(model)
         metadata = _run_metadata(run)
-        if dataset:
-            _, eval_split = data.default_splits(dataset)
-            try:
-                source = data.load(dataset, f"{eval_split}[:{samples}]", data_dir)
-            except data.DatasetError:
-                if not data.is_folder(dataset):
-                    raise
-                # a folder of class folders alone: parity needs images, not held-out ones
-                source = data.load(dataset, f"train[:{samples}]")
-            inputs = data.sample_inputs(source, image_size=size, channels=chans, count=samples)
-            input_desc = f"{_dataset_name(dataset)}:{source.split}"
-            if source.class_names and "class_names" not in metadata:
-                metadata["class_names"] = list(source.class_names)
-            metadata.setdefault("dataset", _dataset_name(dataset))
-        else:
-            rng = np.random.default_rng(0)
-            inputs = rng.uniform(-1, 1, (samples, size, size, chans)).astype(np.float32)
-            input_desc = "uniform random in [-1, 1]" + (", as 0-255 pixels" if input_kind == "raw" else "")
+        inputs, input_desc = _parity_inputs(dataset, data_dir, samples, size, chans, input_kind, metadata)
         if class_names:
             try:
                 metadata["class_names"] = [line.strip() for line in Path(class_names).read_text().splitlines() if line.strip()]

@@ -195,7 +195,8 @@ def _load_tfds(name: str, split: str, data_dir: str | None) -> Dataset:
         raise DatasetError(
             f"dataset {name!r} is not prepared in {builder.data_dir}; download and prepare "
             "it with tensorflow-datasets (`tfds build`, or the manual instructions for "
-            "imagenet2012), then pass --data-dir"
+            "imagenet2012), then pass its folder as `data_dir`",
+            parameters=("data_dir",),
         ) from None
     except (KeyError, ValueError) as e:
         raise DatasetError(f"{name}: bad split {split!r}: {e}") from None

@@ -48,7 +48,8 @@ class Checkpoints:
         except AssertionError:
             raise TrainingError(
                 f"the checkpoint {self.latest} does not hold a whole run state (written by an "
-                "older lqm, or for another model); start a new run from its weights with --init"
+                "older lqm, or for another model); start a new run from its weights (`init`)",
+                parameters=("init",),
             ) from None
         return int(self.epoch.numpy())
 
