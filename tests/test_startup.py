@@ -13,7 +13,7 @@ from cli import catalogue
 INVOCATIONS = [
     ("--help", 0, "Commands:"),
     ("--version", 0, "lqm, version"),
-    ("train --help", 0, "[static|insta|insta+|dynamic|none]"),
+    ("train --help", 0, "[static|insta|insta+|dynamic|none|ste]"),
     ("search-af --help", 0, "[authors|uniform]"),
     ("convert --help", 0, "[raw|scaled]"),
     ("evaluate --help", 0, "--skip-bad-images"),
