@@ -27,8 +27,9 @@ def tiny_settings(data_dir, **changes) -> Settings:
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, data_dir):
-    """Two models, two seeds, one epoch: stopped before its third run, then rerun to the end
-    with a latency budget of 1.5 times the baseline's."""
+    """Two models, two seeds, one epoch: stopped before its third run, the first run's
+    checkpoints removed (as a study kept in git has it), then rerun to the end with a
+    latency budget of 1.5 times the baseline's."""
     directory = tmp_path_factory.mktemp("compare") / "cmp"
     settings = tiny_settings(data_dir)
     real, calls = Comparison.train_run, []
@@ -44,6 +45,9 @@ def compared(tmp_path_factory, data_dir):
         with pytest.raises(training.Interrupted):
             Comparison(settings, directory, echo=lambda line: None).run(latency_runs=3)
     first = {name: (directory / name / "model.h5").stat().st_mtime_ns for name in calls[:2]}
+    # the first run as a study keeps it in git: its results and model, no checkpoints
+    for checkpoints in list((directory / calls[0]).rglob("checkpoints")):
+        shutil.rmtree(checkpoints)
     trained = []
 
     def recording(self, name):
@@ -63,6 +67,7 @@ def test_a_rerun_finishes_the_rest_without_retraining_finished_runs(compared):
     assert list(compared.first) == ["reactnet-18-s0", "insta-resnet18-s0"]  # seed 0 of everything first
     assert compared.stopped_before == "reactnet-18-s1"
     assert compared.trained == ["reactnet-18-s1", "insta-resnet18-s1"]
+    assert not list((compared.directory / "reactnet-18-s0").rglob("checkpoints"))  # kept without them
     for name, mtime in compared.first.items():
         assert (compared.directory / name / "model.h5").stat().st_mtime_ns == mtime
 

@@ -258,9 +258,13 @@ class Comparison:
                     self.train_run(name)
 
     def finished(self, name: str) -> bool:
+        """Whether run `name` has finished: complete with its checkpoints, or kept without
+        them (its results.json and model.h5, as a study committed to git keeps a run)."""
         folder = self.directory / name
         if not (folder / "config.json").exists():
             return False
+        if (folder / "results.json").exists() and (folder / "model.h5").exists():
+            return True  # results.json is written last, once every step has finished
         saved = lqrun.RunConfig.load(folder)
         return training.is_complete(folder, saved.recipe, saved.method)
 
@@ -274,7 +278,7 @@ class Comparison:
                 saved = lqrun.RunConfig.load(folder)
                 if not saved.same_training(config):
                     raise CompareError(f"{folder} holds a run of other settings than this comparison's; move it away")
-                if training.is_complete(folder, saved.recipe, saved.method):
+                if self.finished(name):
                     return
                 config = saved
             lqrun.run(config, folder, resume=resume, verbose=2, echo=self.echo)
