@@ -1,6 +1,6 @@
 # Two entry points that work on a fresh machine:
 #   make demo   set up, train ReActNet-18 on Fashion-MNIST for one epoch, convert, verify
-#   make test   set up, run the test suite (about 15 min on 2 CPU cores; make test-fast: about 8 min)
+#   make test   set up, run the test suite (about 17 min on 2 CPU cores; make test-fast: about 8 min)
 #   make docs   build the documentation site strictly into site/ (make docs-serve: serve it)
 PYTHON ?= python3.11
 VENV ?= .venv
