@@ -149,6 +149,25 @@ def test_resume_refusals(tmp_path, teacher_run):
     assert {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*")} == before
 
 
+def test_resume_after_the_last_checkpoint_writes_only_the_final_files(tmp_path, distilled_two_step):
+    """A run stopped between its last step's model.h5 and results.json (the last files a run
+    writes): --resume copies the final model and writes results.json, training nothing."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(distilled_two_step[0], run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    for name in ("model.h5", "results.json"):
+        (run_dir / name).unlink()
+    steps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.parts[-2] != "run"}
+
+    result = run("train", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert f"{run_dir}: training had finished; wrote its final model.h5 and results.json" in result.stdout
+    assert (run_dir / "model.h5").read_bytes() == (run_dir / "step2" / "model.h5").read_bytes()
+    assert json.loads((run_dir / "results.json").read_text()) == results
+    assert {p: p.stat().st_mtime_ns for p in steps} == steps  # no step trained again
+    assert_one_line_error(run("train", "--resume", run_dir), f"{run_dir} is complete")
+
+
 def test_strategy_and_warmup_errors(tmp_path, data_dir, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     out = tmp_path / "run"

@@ -28,8 +28,9 @@ def tiny_settings(data_dir, **changes) -> Settings:
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, data_dir):
     """Two models, two seeds, one epoch: stopped before its third run, the first run's
-    checkpoints removed (as a study kept in git has it), then rerun to the end with a
-    latency budget of 1.5 times the baseline's."""
+    checkpoints removed (as a study kept in git has it), the second's results.json removed
+    (as if stopped after its last checkpoint), then rerun to the end with a latency budget
+    of 1.5 times the baseline's."""
     directory = tmp_path_factory.mktemp("compare") / "cmp"
     settings = tiny_settings(data_dir)
     real, calls = Comparison.train_run, []
@@ -48,6 +49,8 @@ def compared(tmp_path_factory, data_dir):
     # the first run as a study keeps it in git: its results and model, no checkpoints
     for checkpoints in list((directory / calls[0]).rglob("checkpoints")):
         shutil.rmtree(checkpoints)
+    results = json.loads((directory / calls[1] / "results.json").read_text())
+    (directory / calls[1] / "results.json").unlink()
     trained = []
 
     def recording(self, name):
@@ -59,14 +62,16 @@ def compared(tmp_path_factory, data_dir):
         comparison = Comparison(settings, directory, echo=lambda line: None)
         report = comparison.run(budget="1.5x", latency_runs=3)
     return SimpleNamespace(directory=directory, settings=settings, report=report, comparison=comparison,
-                           first=first, stopped_before=calls[2], trained=trained)  # fmt: skip
+                           first=first, stopped_before=calls[2], trained=trained, results=results)  # fmt: skip
 
 
 @pytest.mark.slow  # shares `compared`: four runs, two conversions (~3 min on 2 cores)
 def test_a_rerun_finishes_the_rest_without_retraining_finished_runs(compared):
     assert list(compared.first) == ["reactnet-18-s0", "insta-resnet18-s0"]  # seed 0 of everything first
     assert compared.stopped_before == "reactnet-18-s1"
-    assert compared.trained == ["reactnet-18-s1", "insta-resnet18-s1"]
+    # the second run only gets its results.json again: the same, from its own files
+    assert compared.trained == ["insta-resnet18-s0", "reactnet-18-s1", "insta-resnet18-s1"]
+    assert json.loads((compared.directory / "insta-resnet18-s0" / "results.json").read_text()) == compared.results
     assert not list((compared.directory / "reactnet-18-s0").rglob("checkpoints"))  # kept without them
     for name, mtime in compared.first.items():
         assert (compared.directory / name / "model.h5").stat().st_mtime_ns == mtime

@@ -258,15 +258,11 @@ class Comparison:
                     self.train_run(name)
 
     def finished(self, name: str) -> bool:
-        """Whether run `name` has finished: complete with its checkpoints, or kept without
-        them (its results.json and model.h5, as a study committed to git keeps a run)."""
+        """Whether run `name` has finished: its config.json, model.h5 and results.json (written
+        last) are there, with or without its checkpoints (a study kept in git has none). A run
+        stopped after its training only gets those files when `train_run` resumes it."""
         folder = self.directory / name
-        if not (folder / "config.json").exists():
-            return False
-        if (folder / "results.json").exists() and (folder / "model.h5").exists():
-            return True  # results.json is written last, once every step has finished
-        saved = lqrun.RunConfig.load(folder)
-        return training.is_complete(folder, saved.recipe, saved.method)
+        return all((folder / part).exists() for part in ("config.json", "model.h5", "results.json"))
 
     def train_run(self, name: str) -> None:
         """Trains run `name` fresh, or resumes it where it stopped; refuses a run folder
@@ -276,7 +272,8 @@ class Comparison:
             resume = (folder / "config.json").exists()
             if resume:
                 saved = lqrun.RunConfig.load(folder)
-                if not saved.same_training(config):
+                # a run's config.json holds what the comparison leaves to the dataset resolved
+                if not saved.same_training(lqrun.prepare(config).config):
                     raise CompareError(f"{folder} holds a run of other settings than this comparison's; move it away")
                 if self.finished(name):
                     return

@@ -394,19 +394,23 @@ def run(
     Fresh (`resume=False`): `run_dir` must not exist or be empty; `config.json` (the
     resolved config, plus an `info` block of derived facts that is never read back) is
     written before training starts. Resumed: continues from the latest checkpoint of the
-    first unfinished step; a larger `config.recipe.epochs` than the run had extends it.
+    first unfinished step; a larger `config.recipe.epochs` than the run had extends it; a
+    run stopped after its training had finished only gets its final files (`_finish`).
     A config from `RunConfig.for_model` gets the recipe and teacher `lqm train` gets.
     A second process that runs into the same `run_dir` meanwhile is refused
     (`saving.run_lock`).
     """
     run_dir = Path(run_dir)
-    if resume and training.is_complete(run_dir, config.recipe, config.method):
+    complete = resume and training.is_complete(run_dir, config.recipe, config.method)
+    if complete and (run_dir / "model.h5").exists() and (run_dir / "results.json").exists():
         raise training.TrainingError(
             f"{run_dir} is complete: every step has its model.h5 and {config.recipe.epochs} epoch(s); "
             "a larger `epochs` extends it",
             parameters=("epochs",),
         )
     with saving.run_lock(run_dir):  # one process at a time; a crashed one holds nothing
+        if complete:
+            return _finish(config, run_dir, echo=echo)
         return _run(config, run_dir, resume=resume, verbose=verbose, echo=echo, callbacks=callbacks)
 
 
@@ -415,9 +419,7 @@ def _run(config: RunConfig, run_dir: Path, *, resume, verbose, echo, callbacks) 
     prepared = prepare(config)
     config = prepared.config
     strategy = training.make_strategy(config.strategy)
-    trains_teacher = config.teacher_recipe is not None and (
-        (run_dir / TEACHER_FOLDER / "config.json").exists() or shipped_weights(config, prepared) is None
-    )
+    trains_teacher = _trains_teacher(config, prepared, run_dir)
     model = prepared.build(config.method)
     model_costs = costs.count(model)
     _check_sources(config, prepared, model, resume, trains_teacher)
@@ -447,4 +449,25 @@ def _run(config: RunConfig, run_dir: Path, *, resume, verbose, echo, callbacks) 
     results = _results(config, prepared, run_dir, trains_teacher)
     if training.is_chief(strategy):
         training.write_json(run_dir / "results.json", results)
+    return results
+
+
+def _trains_teacher(config: RunConfig, prepared: Prepared, run_dir: Path) -> bool:
+    """Whether the run trains its own teacher (into TEACHER_FOLDER) rather than reading one."""
+    return config.teacher_recipe is not None and (
+        (run_dir / TEACHER_FOLDER / "config.json").exists() or shipped_weights(config, prepared) is None
+    )
+
+
+def _finish(config: RunConfig, run_dir: Path, *, echo) -> dict:
+    """Writes what a run stopped after its last checkpoint did not: the final model at the
+    top of the run folder (the last step's, copied) and results.json, from its own files."""
+    prepared = prepare(config)
+    config = prepared.config
+    top, last = run_dir / "model.h5", run_dir / config.recipe.steps(config.method)[-1][0] / "model.h5"
+    if not top.exists():
+        saving.write_bytes(top, last.read_bytes())
+    results = _results(config, prepared, run_dir, _trains_teacher(config, prepared, run_dir))
+    training.write_json(run_dir / "results.json", results)
+    echo(f"{run_dir}: training had finished; wrote its final model.h5 and results.json")
     return results
