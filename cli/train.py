@@ -66,14 +66,6 @@ def _command_line() -> str:
     return shlex.join(map(str, getattr(root, "argv", None) or ["lqm", *sys.argv[1:]]))
 
 
-def _absolute(spec):
-    """A path that exists, made absolute (so that `--resume` works from any folder); a
-    name (a dataset, a registered model) as it is."""
-    if spec is None or not Path(spec).expanduser().exists():
-        return spec
-    return str(Path(spec).expanduser().resolve())
-
-
 # options that replace a part of the --recipe preset when given
 RECIPE_PARTS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "precise_bn")
 
@@ -85,7 +77,7 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
     method = resolve_method(o["model_name"], **{k: o[k] for k in METHOD_PARTS})
     data_config = lqrun.DataConfig(
         # a folder by its absolute path, so that --resume works from anywhere
-        dataset=_absolute(dataset),
+        dataset=lqrun.absolute(dataset),
         data_dir=str(Path(data_dir).resolve()) if data_dir else None,
         train_split=o["train_split"] or default_train,
         eval_split=o["eval_split"] or default_eval,
@@ -99,11 +91,11 @@ def _config(o: dict, data_dir) -> lqrun.RunConfig:
     config = lqrun.RunConfig.for_model(
         o["model_name"], data=data_config, recipe=o["recipe"], teacher=o["teacher"],
         recipe_changes={**given, "jit_compile": o["xla"], "precision": precision},
-        method=method, alpha=o["alpha"], seed=o["seed"], init=_absolute(o["init"]), strategy=o["strategy"],
+        method=method, alpha=o["alpha"], seed=o["seed"], init=lqrun.absolute(o["init"]), strategy=o["strategy"],
         deterministic=o["deterministic"], checkpoint_steps=o["checkpoint_steps"], commands=(_command_line(),),
     )  # fmt: skip
     # a teacher that is a path, made absolute (so that --resume works from any folder)
-    return config.replace(teacher=_absolute(config.teacher))
+    return config.replace(teacher=lqrun.absolute(config.teacher))
 
 
 def _check_size(config, yes: bool) -> str | None:

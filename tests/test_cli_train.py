@@ -17,6 +17,7 @@ import tensorflow as tf
 import zoo
 from larq_methods import costs, data, saving, training
 from zoo import pretrained
+from zoo.run import RunConfig
 from tests.test_cli import assert_one_line_error, run
 
 # the cheapest real model on the tiny data: 2 steps of 16 images per epoch
@@ -34,9 +35,9 @@ def teacher_run(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="module")
 def distilled_two_step(tmp_path_factory, data_dir, teacher_run):
-    """reactnet-18, two-step, distilled from `teacher_run`: one run for the two tests below
-    (the tests' time goes to tracing each step's training function)."""
-    run_dir = tmp_path_factory.mktemp("student") / "run"
+    """reactnet-18, two-step, distilled from `teacher_run`, in the folder beside it: one run
+    for the tests below (the tests' time goes to tracing each step's training function)."""
+    run_dir = teacher_run.parent / "student"
     result = run(
         "train", "reactnet-18", *SMALL, "--recipe", "two-step", "--epochs", 1, "--teacher", teacher_run,
         "--precise-bn", 1, "--data-dir", data_dir, "-o", run_dir,
@@ -86,7 +87,7 @@ def test_distillation_from_a_trained_float_teacher_run(distilled_two_step, teach
     run_dir, stdout = distilled_two_step
     assert f"two-step, distilled from {teacher_run}, on 32 fashion_mnist images" in stdout
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["teacher"] == str(teacher_run)
+    assert config["teacher"] == "../run"  # beside the run: relative, so the two can move together
     # step 2's evaluation loss is the distributional loss against the teacher, not the labels
 
     x, y = next(iter(data.pipeline(data.load("fashion_mnist", "test", data_dir), image_size=28, channels=1, batch_size=20, training=False)))
@@ -151,13 +152,15 @@ def test_resume_refusals(tmp_path, teacher_run):
 
 def test_resume_after_the_last_checkpoint_writes_only_the_final_files(tmp_path, distilled_two_step):
     """A run stopped between its last step's model.h5 and results.json (the last files a run
-    writes): --resume copies the final model and writes results.json, training nothing."""
-    run_dir = tmp_path / "run"
-    shutil.copytree(distilled_two_step[0], run_dir)
+    writes), moved with its teacher: --resume copies the final model and writes results.json,
+    training nothing."""
+    shutil.copytree(distilled_two_step[0].parent, tmp_path / "moved")
+    run_dir = tmp_path / "moved" / "student"
+    assert RunConfig.load(run_dir).teacher == str((tmp_path / "moved" / "run").resolve())
     results = json.loads((run_dir / "results.json").read_text())
     for name in ("model.h5", "results.json"):
         (run_dir / name).unlink()
-    steps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.parts[-2] != "run"}
+    steps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.parent != run_dir}
 
     result = run("train", "--resume", run_dir)
     assert result.exit_code == 0, result.output

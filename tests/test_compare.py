@@ -208,6 +208,27 @@ def test_a_compared_twin_teaches_with_its_first_seed_and_shipped_weights_where_t
     assert "teacher" not in runs and runs["insta-resnet18-s0"].teacher == "float-resnet18"
 
 
+def test_a_comparison_moved_elsewhere_is_still_its_own(data_dir, tmp_path):
+    """Its runs hold the teacher relative to themselves: a comparison folder moved or cloned
+    elsewhere resumes there instead of holding "runs of other settings"."""
+    settings = tiny_settings(data_dir, recipe="paper", models=("reactnet-18", "float-resnet18"))
+    for name, config in Comparison(settings, tmp_path / "a").runs().items():
+        folder = tmp_path / "a" / name
+        folder.mkdir(parents=True)
+        training.write_json(folder / "config.json", config.to_json(folder))
+        for part in ("model.h5", "results.json"):  # finished, as far as compare looks
+            (folder / part).write_text("{}")
+    assert json.loads((tmp_path / "a" / "reactnet-18-s1" / "config.json").read_text())["teacher"] == "../float-resnet18-s0"
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = Comparison(settings, tmp_path / "b")
+    for name in moved.runs():
+        moved.train_run(name)  # each its own and finished: nothing refused, nothing trained
+    config = json.loads((tmp_path / "b" / "reactnet-18-s1" / "config.json").read_text())
+    training.write_json(tmp_path / "b" / "reactnet-18-s1" / "config.json", {**config, "teacher": "../reactnet-18-s0"})
+    with pytest.raises(lqcompare.CompareError, match="reactnet-18-s1 holds a run of other settings"):
+        moved.train_run("reactnet-18-s1")
+
+
 def test_settings_refuse_what_cannot_be_compared(data_dir, tmp_path):
     with pytest.raises(lqcompare.CompareError, match="named twice"):
         tiny_settings(data_dir, models=("reactnet-18", "reactnet-18"))

@@ -81,6 +81,30 @@ def test_config_round_trips_and_refuses_unknown_versions(data_dir, tmp_path):
     assert_one_line_error(lqm("train", "--resume", tmp_path), "config.json: config version 99 is not one this lqm reads")
 
 
+def test_a_teacher_and_init_beside_the_run_are_saved_relative_so_runs_move_together(data_dir, tmp_path):
+    tmp_path = tmp_path.resolve()  # as paths are read back
+    runs = tmp_path / "runs"
+    for folder in ("teacher", "student/init"):
+        (runs / folder).mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    run_dir = runs / "student"
+    config = small_config(data_dir, teacher=str(runs / "teacher"), init=str(run_dir / "init"))
+    saved = config.to_json(run_dir)
+    assert (saved["teacher"], saved["init"]) == ("../teacher", "./init")
+    assert config.to_json()["teacher"] == str(runs / "teacher")  # without a run folder: as it is
+    training.write_json(run_dir / "config.json", saved)
+    assert RunConfig.load(run_dir) == config
+    # the folder of runs moved: the paths follow it
+    moved = tmp_path / "moved"
+    runs.rename(moved)
+    loaded = RunConfig.load(moved / "student")
+    assert (loaded.teacher, loaded.init) == (str(moved / "teacher"), str(moved / "student" / "init"))
+    # a path elsewhere stays absolute, a registered name stays a name
+    for spec in (str(tmp_path / "elsewhere"), "float-resnet18"):
+        assert config.replace(teacher=spec).to_json(moved / "student")["teacher"] == spec
+        assert RunConfig.from_json(config.replace(teacher=spec).to_json(), moved / "student").teacher == spec
+
+
 def test_config_without_a_version_is_refused():
     """A config.json without a version (not written by this lqm) is refused, not guessed at."""
     with pytest.raises(RunConfigError, match="config version None is not one this lqm reads"):

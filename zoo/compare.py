@@ -150,10 +150,6 @@ class Teacher:
     config: lqrun.RunConfig | None = None
 
 
-def _absolute(spec: str | None) -> str | None:
-    return str(Path(spec).expanduser().resolve()) if spec and Path(spec).expanduser().exists() else spec
-
-
 def data_config(settings: Settings) -> lqrun.DataConfig:
     """Training on the training split less the held-out part, evaluating on that part."""
     if data.default_splits(settings.dataset)[1] == "validation":
@@ -162,7 +158,7 @@ def data_config(settings: Settings) -> lqrun.DataConfig:
             "(compare holds validation images out of train itself)"
         )
     return lqrun.DataConfig(
-        dataset=_absolute(settings.dataset), data_dir=_absolute(settings.data_dir), train_split="train",
+        dataset=lqrun.absolute(settings.dataset), data_dir=lqrun.absolute(settings.data_dir), train_split="train",
         eval_split="validation", image_size=settings.image_size, channels=settings.channels,
         validation_split=settings.validation_split, validation_seed=0,
     )  # fmt: skip
@@ -179,11 +175,15 @@ class Comparison:
                  checkpoint_seconds: float = CHECKPOINT_SECONDS):  # fmt: skip
         self.settings, self.directory, self.echo = settings, Path(directory), echo
         self.command, self.checkpoint_seconds = command, checkpoint_seconds
-        self.data = data_config(settings)
+        # the training images, read once: every run's input shape is resolved from them
+        # here, as each run resolves it into its config.json
+        unresolved = data_config(settings)
+        train_set = unresolved.load("train", 0)
+        self.data = lqrun.resolve_shape(unresolved, train_set)
         binary = [m for m in settings.models if not recipes.is_float(m)]
         self.lead = (binary or list(settings.models))[0]  # whose plan every model trains by
         self.plan = recipes.plan(
-            self.lead, settings.dataset, lambda: self.data.load("train", 0).num_examples, recipe=settings.recipe,
+            self.lead, settings.dataset, lambda: train_set.num_examples, recipe=settings.recipe,
             teacher=settings.teacher, epochs=settings.epochs, batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
         )  # fmt: skip
@@ -211,7 +211,7 @@ class Comparison:
     def _find_teacher(self) -> Teacher:
         twin, folder = self.plan.teacher, self.directory.resolve()
         if self.plan.teacher_recipe is None:  # given: a model file, run folder or name
-            return Teacher(Path(twin).name, _absolute(twin))
+            return Teacher(Path(twin).name, lqrun.absolute(twin))
         if twin in self.settings.models:  # compared too: its first seed teaches
             name = lqrun.run_name(twin, 0)
             return Teacher(twin, str(folder / name), name)
@@ -272,8 +272,7 @@ class Comparison:
             resume = (folder / "config.json").exists()
             if resume:
                 saved = lqrun.RunConfig.load(folder)
-                # a run's config.json holds what the comparison leaves to the dataset resolved
-                if not saved.same_training(lqrun.prepare(config).config):
+                if not saved.same_training(config):
                     raise CompareError(f"{folder} holds a run of other settings than this comparison's; move it away")
                 if self.finished(name):
                     return

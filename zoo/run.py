@@ -16,6 +16,7 @@ leaderboard and the GAAF proxy training all call `run`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -115,14 +116,19 @@ class RunConfig:
 
         return trained(self) == trained(other)
 
-    def to_json(self) -> dict:
+    def to_json(self, run_dir=None) -> dict:
+        """The config as JSON; with `run_dir` (where it is saved), a teacher or init that is
+        a path beside the run folder is written relative to it (`../float-s0`, `./teacher`),
+        so that a folder of runs, a comparison's, can move or be cloned as a whole."""
         out = dataclasses.asdict(self)
         out["commands"] = list(self.commands)
+        if run_dir is not None:
+            out.update({role: _relative(out[role], run_dir) for role in PATH_FIELDS})
         return {"version": CONFIG_VERSION, **out}
 
     @classmethod
-    def from_json(cls, obj: dict) -> RunConfig:
-        """Reads `to_json`'s dict."""
+    def from_json(cls, obj: dict, run_dir=None) -> RunConfig:
+        """Reads `to_json`'s dict; a relative teacher or init is read relative to `run_dir`."""
         if not isinstance(obj, dict):
             raise RunConfigError("a run configuration is a JSON object")
         version = obj.get("version")
@@ -136,6 +142,8 @@ class RunConfig:
                 parts["teacher_recipe"] = training.Recipe(**parts["teacher_recipe"])
             parts["data"] = DataConfig(**parts.get("data", {}))
             parts["commands"] = tuple(parts.get("commands", ()))
+            if run_dir is not None:
+                parts.update({role: _resolved(parts.get(role), run_dir) for role in PATH_FIELDS})
             return cls(**parts)
         except (TypeError, KeyError, ValueError) as e:
             raise RunConfigError(f"unreadable run configuration: {e}") from None
@@ -164,9 +172,37 @@ class RunConfig:
         if obj is None:
             raise saving.FileError(f"{run_dir} is not a run folder of `lqm train` (no config.json)")
         try:
-            return cls.from_json(obj)
+            return cls.from_json(obj, run_dir)
         except RunConfigError as e:
             raise RunConfigError(f"{path}: {e}") from None
+
+
+# the fields that may hold a path (a model file or run folder)
+PATH_FIELDS = ("teacher", "init")
+
+
+def absolute(spec: str | None) -> str | None:
+    """A path that exists, made absolute (so that a run resumes from any folder); a name
+    (a dataset, a registered model) as it is."""
+    if spec is None or not Path(spec).expanduser().exists():
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
+def _relative(spec: str | None, run_dir) -> str | None:
+    """`spec` relative to `run_dir` where it is a path inside the run folder's parent."""
+    folder = Path(run_dir).resolve()
+    if spec is None or not Path(spec).is_absolute() or not Path(spec).is_relative_to(folder.parent):
+        return spec
+    relative = os.path.relpath(spec, folder)
+    return relative if relative.startswith("../") else f"./{relative}"
+
+
+def _resolved(spec: str | None, run_dir) -> str | None:
+    """`_relative`'s inverse: `./x` and `../x` read relative to `run_dir`, made absolute."""
+    if spec is None or not spec.startswith(("./", "../")):
+        return spec
+    return str((Path(run_dir) / spec).resolve())
 
 
 # -- models a run starts from or learns from ------------------------------------------------
@@ -305,12 +341,18 @@ def prepare(config: RunConfig) -> Prepared:
     eval_set = config.data.load(config.data.eval_split, config.seed)
     if train_set.num_classes != eval_set.num_classes:
         raise data.DatasetError(f"{config.data.train_split} has {train_set.num_classes} classes, {config.data.eval_split} {eval_set.num_classes}")
-    size = config.data.image_size or train_set.image_shape[0]
+    config = config.replace(data=resolve_shape(config.data, train_set))
+    size, channels = config.data.image_size, config.data.channels
+    return Prepared(config, train_set, eval_set, (size, size, channels))
+
+
+def resolve_shape(config: DataConfig, train_set: data.Dataset) -> DataConfig:
+    """`config` with what it left to the dataset, the input size and channels, taken from
+    `train_set`'s images."""
+    size = config.image_size or train_set.image_shape[0]
     if size is None:
-        raise data.DatasetError(f"{config.data.dataset} has images of varying size; give `image_size`", parameters=("image_size",))
-    channels = int(config.data.channels or train_set.image_shape[2])
-    config = config.replace(data=dataclasses.replace(config.data, image_size=int(size), channels=channels))
-    return Prepared(config, train_set, eval_set, (int(size), int(size), channels))
+        raise data.DatasetError(f"{config.dataset} has images of varying size; give `image_size`", parameters=("image_size",))
+    return dataclasses.replace(config, image_size=int(size), channels=int(config.channels or train_set.image_shape[2]))
 
 
 def _check_sources(config: RunConfig, prepared: Prepared, model, resume: bool, trains_teacher: bool) -> None:
@@ -427,7 +469,7 @@ def _run(config: RunConfig, run_dir: Path, *, resume, verbose, echo, callbacks) 
     if training.is_chief(strategy) and (not resume or RunConfig.load(run_dir) != config):
         if not resume:
             saving.create_run_folder(run_dir)
-        training.write_json(run_dir / "config.json", {**config.to_json(), "info": _info(config, prepared, strategy, model_costs)})
+        training.write_json(run_dir / "config.json", {**config.to_json(run_dir), "info": _info(config, prepared, strategy, model_costs)})
     echo(_describe(config, prepared, strategy, model_costs, run_dir, resume))
 
     def announce(name, step_method, weight_decay):
