@@ -193,19 +193,23 @@ def test_one_teacher_trained_once_teaches_every_binary_run(data_dir, tmp_path):
     assert (teacher.model, teacher.recipe.recipe, teacher.recipe.epochs, teacher.teacher) == ("float-resnet18", "one-step", 2, None)
     students = [config for name, config in runs.items() if name != "teacher"]
     assert {c.teacher for c in students} == {str((tmp_path / "cmp" / "teacher").resolve())}
+    assert comparison.teacher().name == "teacher"  # as the report names it
     assert {c.recipe for c in students} == {comparison.plan.recipe} and all(c.teacher_recipe is None for c in students)
     assert [c.seed for c in students] == [0, 0, 1, 1]
 
 
 def test_a_compared_twin_teaches_with_its_first_seed_and_shipped_weights_where_they_fit(data_dir, tmp_path):
     settings = tiny_settings(data_dir, recipe="paper", models=("reactnet-18", "float-resnet18"))
-    runs = Comparison(settings, tmp_path / "a").runs()
+    comparison = Comparison(settings, tmp_path / "a")
+    runs = comparison.runs()
     assert list(runs)[0] == "float-resnet18-s0" and "teacher" not in runs
+    assert comparison.teacher().name == "float-resnet18-s0"
     assert runs["reactnet-18-s1"].teacher == str((tmp_path / "a" / "float-resnet18-s0").resolve())
     assert runs["float-resnet18-s1"].teacher is None and runs["float-resnet18-s1"].recipe.epochs == 2
     # at 28x28 and alpha 0.25 the shipped float-resnet18 weights fit: nothing to train first
-    runs = Comparison(tiny_settings(data_dir, recipe="paper", image_size=None), tmp_path / "b").runs()
-    assert "teacher" not in runs and runs["insta-resnet18-s0"].teacher == "float-resnet18"
+    comparison = Comparison(tiny_settings(data_dir, recipe="paper", image_size=None), tmp_path / "b")
+    runs = comparison.runs()
+    assert "teacher" not in runs and runs["insta-resnet18-s0"].teacher == "float-resnet18" == comparison.teacher().name
 
 
 def test_a_comparison_moved_elsewhere_is_still_its_own(data_dir, tmp_path):

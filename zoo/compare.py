@@ -149,6 +149,12 @@ class Teacher:
     run: str | None = None
     config: lqrun.RunConfig | None = None
 
+    @property
+    def name(self) -> str:
+        """How the report names it: its run's folder in the comparison (`float-resnet18-s0`,
+        `teacher`) where it is trained there, else its spec."""
+        return self.run or self.spec
+
 
 def data_config(settings: Settings) -> lqrun.DataConfig:
     """Training on the training split less the held-out part, evaluating on that part."""
@@ -428,7 +434,7 @@ class Comparison:
         teacher = self.teacher()
         report = {
             "settings": settings.to_json(), "baseline": base, "recipe": dataclasses.asdict(self.plan.recipe),
-            "teacher": teacher.spec if teacher else None, "float_twin_test_accuracy": twin_accuracy,
+            "teacher": teacher.name if teacher else None, "float_twin_test_accuracy": twin_accuracy,
             "test_split": test_split(settings), "timing_note": benchmark.timing_note(), "models": rows,
             "runs": records,
             "pareto_front": pareto_front({r["model"]: (r["latency_ms"], r["validation_mean"]) for r in rows}),
