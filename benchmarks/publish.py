@@ -72,7 +72,7 @@ def entry(report: dict, run: dict, config: dict, *, seed_rule: int | None, sha25
             "recipe": report["settings"]["recipe"], "compare": source, "steps": 2 if recipe["recipe"] == "two-step" else 1,
             "epochs": recipe["epochs"], "batch_size": recipe["batch_size"], "learning_rate": recipe["learning_rate"],
             "optimizer": "adam, linear decay to 0 per step" if recipe["schedule"] == "linear" else "adam, step decay",
-            "teacher": report["teacher"], "train_split": f"train less a {100 * report['settings']['validation_split']:g}% validation part",
+            "teacher": report["teacher"] if config.get("teacher") else None, "train_split": f"train less a {100 * report['settings']['validation_split']:g}% validation part",
             "seed": run["seed"], "chosen_by": how_chosen(report, seed_rule),
             "validation_accuracy": run["validation_accuracy"], "run": f"{source}/{run['run']}", "method": config["method"],
         },  # fmt: skip

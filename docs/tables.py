@@ -38,10 +38,16 @@ def follows() -> dict:
 
 
 def seed_accuracies(run: str, model: str) -> list[float]:
-    """Test accuracy of every finished seed of `model` in the study that made `run`."""
+    """Test accuracy of every finished seed of `model` in the study that made `run`: an `lqm
+    compare` run's test.json (its results.json holds validation figures), else the earlier
+    studies' results.json."""
     study = ROOT / run
     found = sorted(study.parent.glob(f"{model}-s*/results.json"))
-    return [json.loads(p.read_text())["accuracy"] for p in found]
+    return [json.loads(_test_file(p.parent).read_text())["accuracy"] for p in found]
+
+
+def _test_file(run: Path) -> Path:
+    return run / "test.json" if (run / "test.json").exists() else run / "results.json"
 
 
 def shipped_measurements() -> dict:

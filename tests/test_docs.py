@@ -7,6 +7,7 @@ build. About 15 s in all.
 """
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -66,6 +67,20 @@ def test_the_shipped_table_has_one_row_per_shipped_model_with_its_figures():
     # each family: its twin first, then its binary models
     order = [r["model"] for r in tables.shipped_rows()]
     assert order.index("float-resnet18") < order.index("reactnet-18")
+
+
+def test_seed_accuracies_are_test_figures_in_compare_runs_and_earlier_studies(tmp_path):
+    def write(folder, **files):
+        folder.mkdir(parents=True)
+        for name, obj in files.items():
+            (folder / f"{name}.json").write_text(json.dumps(obj))
+
+    for seed, (validation, test) in enumerate([(0.95, 0.91), (0.93, 0.92)]):  # compare: validation in results.json
+        write(tmp_path / "cmp" / f"quicknet-s{seed}", results={"eval_accuracy": validation}, test={"accuracy": test})
+    write(tmp_path / "cmp" / "quicknet-s2", test={"accuracy": 0.5})  # not finished: no results.json
+    write(tmp_path / "study" / "birealnet-s0", results={"accuracy": 0.9})
+    assert tables.seed_accuracies(str(tmp_path / "cmp" / "quicknet-s1"), "quicknet") == [0.91, 0.92]
+    assert tables.seed_accuracies(str(tmp_path / "study" / "birealnet-s0"), "birealnet") == [0.9]
 
 
 def test_a_result_section_names_its_command_and_the_machine():

@@ -47,7 +47,7 @@ def test_the_documented_study_commands_are_valid_comparisons_of_both_families():
 
 REPORT = {
     "settings": {"models": ["quicknet", "insta-quicknet"], "dataset": "fashion_mnist", "seeds": 2, "recipe": "paper", "validation_split": 0.1},
-    "teacher": "/x/cmp/float-quicknet-s0",
+    "teacher": "float-quicknet-s0",
     "test_split": "test",
     "models": [{"model": "quicknet", "selected_run": "quicknet-s1"}, {"model": "insta-quicknet", "selected_run": "insta-quicknet-s0"}],
     "runs": [
@@ -61,6 +61,7 @@ CONFIG = {
     "model": "quicknet", "alpha": 0.25, "seed": 1, "method": {"threshold": "none"},
     "recipe": {"recipe": "two-step", "epochs": 10, "batch_size": 256, "learning_rate": 0.00125, "schedule": "linear"},
     "data": {"image_size": 28, "channels": 1}, "info": {"input_shape": [28, 28, 1], "num_classes": 10},
+    "teacher": "../float-quicknet-s0",
 }  # fmt: skip
 
 
@@ -86,6 +87,10 @@ def test_a_registry_entry_says_how_its_run_was_chosen(publish):
     assert weights.recipe["run"] == "benchmarks/results/compare/quicknet/quicknet-s1"
     fixed = publish.entry(REPORT, publish.chosen_run(REPORT, "quicknet", 0), CONFIG, seed_rule=0, sha256="", accuracy=0.9, source="", date="")
     assert fixed["recipe"]["chosen_by"] == "seed 0 of 0-1, fixed before training (a stated rule)"
+    assert entry["recipe"]["teacher"] == "float-quicknet-s0"  # the comparison's twin, by its run
+    twin_run = {**run, "run": "float-quicknet-s1", "model": "float-quicknet"}
+    twin = publish.entry(REPORT, twin_run, {**CONFIG, "model": "float-quicknet", "teacher": None}, seed_rule=None, sha256="", accuracy=0.9, source="", date="")
+    assert twin["recipe"]["teacher"] is None  # the twin learns from the labels
 
 
 def test_with_entry_replaces_the_same_model_and_dataset_and_keeps_the_order(publish):
