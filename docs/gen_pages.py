@@ -41,8 +41,12 @@ def api_pages():
 
 
 def result_images():
-    for image in sorted((ROOT / "benchmarks" / "results").glob("*.png")):
-        with mkdocs_gen_files.open(f"results/{image.name}", "wb") as f:
+    results = ROOT / "benchmarks" / "results"
+    images = {image.name: image for image in results.glob("*.png")}
+    # each comparison's accuracy-latency plot, as results/compare-NAME.png
+    images.update({f"compare-{image.parent.name}.png": image for image in results.glob("compare/*/accuracy_latency.png")})
+    for name, image in sorted(images.items()):
+        with mkdocs_gen_files.open(f"results/{name}", "wb") as f:
             f.write(image.read_bytes())
 
 

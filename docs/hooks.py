@@ -1,7 +1,8 @@
 """mkdocs hooks: generated tables in the pages, and math rendered to MathML at build time.
 
-- `<!-- table: NAME -->` and `<!-- results: NAME -->` lines become the tables docs/tables.py
-  makes from the registry and benchmarks/results, so no figure is copied by hand.
+- `<!-- table: NAME -->`, `<!-- results: NAME -->` and `<!-- compare: NAME -->` lines become
+  the tables docs/tables.py makes from the registry and benchmarks/results, so no figure is
+  copied by hand.
 - `$...$` and `$$...$$` (pymdownx.arithmatex, generic mode) become MathML, which browsers
   render themselves: the site needs no math script from a CDN and works offline. The
   docstrings' math (written for MathJax) is rendered the same way.

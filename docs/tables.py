@@ -150,12 +150,26 @@ def result_section(spec: str, images: str = "results/") -> str:
     return "\n".join(parts)
 
 
+def compare_section(name: str, images: str = "results/") -> str:
+    """The report of the `lqm compare` in benchmarks/results/compare/NAME: the command that
+    made it, the machine, its text and tables (headings moved under the page's), its plot."""
+    folder = RESULTS / "compare" / name
+    command = json.loads((folder / "compare.json").read_text())["command"]
+    body = (folder / "report.md").read_text().split("\n", 1)[1]  # without its title
+    body = re.sub(r"^## ", "#### ", body.strip(), flags=re.M)
+    parts = [f"Made by `{command}` on {MACHINE}.\n", body + "\n"]
+    if (folder / "accuracy_latency.png").exists():
+        parts.append(f"![{name}: test accuracy against latency]({images}compare-{name}.png)\n")
+    return "\n".join(parts)
+
+
 TABLES = {"shipped": shipped_table}
 
 
 def expand(markdown: str, page: str = "index.md") -> str:
-    """Replaces every `<!-- table: NAME -->` line (a table of TABLES) and every
-    `<!-- results: NAME -->` line (`result_section`) of the site's page `page`."""
+    """Replaces every `<!-- table: NAME -->` line (a table of TABLES), every `<!-- results:
+    NAME -->` line (`result_section`) and every `<!-- compare: NAME -->` line
+    (`compare_section`) of the site's page `page`."""
     images = posixpath.relpath("results", posixpath.dirname(page) or ".") + "/"
 
     def table(match):
@@ -164,7 +178,11 @@ def expand(markdown: str, page: str = "index.md") -> str:
     def results(match):
         return result_section(match.group(1), images)
 
+    def compared(match):
+        return compare_section(match.group(1), images)
+
     markdown = re.sub(r"^<!-- table: ([\w-]+) -->$", table, markdown, flags=re.M)
+    markdown = re.sub(r"^<!-- compare: ([\w-]+) -->$", compared, markdown, flags=re.M)
     return re.sub(r"^<!-- results: ([\w#-]+) -->$", results, markdown, flags=re.M)
 
 

@@ -83,6 +83,20 @@ def test_seed_accuracies_are_test_figures_in_compare_runs_and_earlier_studies(tm
     assert tables.seed_accuracies(str(tmp_path / "study" / "birealnet-s0"), "birealnet") == [0.9]
 
 
+def test_a_compare_section_is_the_report_with_its_command_plot_and_machine(tmp_path, monkeypatch):
+    folder = tmp_path / "compare" / "quicknet"
+    folder.mkdir(parents=True)
+    command = "lqm compare quicknet float-quicknet --seeds 2 -o benchmarks/results/compare/quicknet"
+    (folder / "compare.json").write_text(json.dumps({"version": 1, "settings": {}, "command": command}))
+    (folder / "report.md").write_text("# Comparison of quicknet, float-quicknet\n\nfashion_mnist, alpha 0.25.\n\n| model |\n|---|\n| quicknet |\n\n## Runs\n\n| run |\n")
+    (folder / "accuracy_latency.png").write_bytes(b"\x89PNG")
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    page = tables.expand("## QuickNet\n\n<!-- compare: quicknet -->\n\nAfter.\n", "results.md")
+    assert page.startswith(f"## QuickNet\n\nMade by `{command}` on {tables.MACHINE}.\n\nfashion_mnist, alpha 0.25.\n\n| model |\n")
+    assert "# Comparison of" not in page and "\n#### Runs\n" in page  # under the page's headings
+    assert "![quicknet: test accuracy against latency](results/compare-quicknet.png)\n\n\nAfter.\n" in page
+
+
 def test_a_result_section_names_its_command_and_the_machine():
     section = tables.result_section("latency")
     assert "`python benchmarks/latency.py" in section and tables.MACHINE in section
