@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from larq_methods import convert, data, precise_bn, saving, training
+from larq_methods import benchmark, convert, data, precise_bn, saving, training
 from zoo import compare as lqcompare
 from zoo.compare import Comparison, Settings
 
@@ -319,6 +319,35 @@ def test_choices_read_validation_alone():
     assert lqcompare.budget_ms("1.5x", 2.0) == 3.0 and lqcompare.budget_ms("4", 2.0) == 4.0
     with pytest.raises(lqcompare.CompareError, match="budget must be"):
         lqcompare.budget_ms("fast", 2.0)
+
+
+def test_on_x86_a_float_models_latency_takes_no_part_in_the_front_or_the_choice():
+    """LCE's x86 reference kernels make binary models slow against float ones: there the
+    float twin, fastest and most accurate, neither is the front nor is shipped."""
+    row = dict(test_mean=0.9, test_min=0.9, test_max=0.9, selected_seed=0, gains=[0.0], mean_gain=0.0, p=None,
+               float_gap=0.0, tflite_bytes=1024, bops=1.0, flops=1.0, latency_relative=1.0, selected_run="")  # fmt: skip
+    models = [
+        {**row, "model": "reactnet-18", "latency_ms": 3.0, "validation_mean": 0.90, "verdict": None},
+        {**row, "model": "insta-resnet18", "latency_ms": 3.5, "validation_mean": 0.91, "verdict": "not established with 2 seeds"},
+        {**row, "model": "float-resnet18", "latency_ms": 1.0, "validation_mean": 0.94, "verdict": "not established with 2 seeds", "latency_relative": 0.33},
+    ]
+    note = benchmark.X86_NOTE
+    timed = lqcompare.latency_compared(models, note)
+    assert [m["model"] for m in timed] == ["reactnet-18", "insta-resnet18"]
+    assert lqcompare.choose(timed, 4.0)[0]["model"] == "insta-resnet18"
+    assert lqcompare.latency_compared(models, None) == models  # on ARM every latency is real
+    floats = [models[2], {**models[2], "model": "float-mobilenet"}]
+    assert lqcompare.latency_compared(floats, note) == floats  # floats alone compare with each other
+    report = {
+        "settings": {"models": [m["model"] for m in models], "dataset": "fashion_mnist", "alpha": 0.25, "seeds": 2, "validation_split": 0.1, "recipe": "paper"},
+        "recipe": {"recipe": "two-step", "epochs": 10}, "teacher": "float-resnet18-s0", "test_split": "test",
+        "baseline": "reactnet-18", "float_twin_test_accuracy": 0.93, "models": models, "runs": [],
+        "latency_compared": [m["model"] for m in timed], "pareto_front": ["reactnet-18", "insta-resnet18"],
+        "timing_note": note, "budget_ms": None,
+    }  # fmt: skip
+    md = lqcompare.markdown(report)
+    assert "| 1.00 (not compared) |" in md and "| 3.50 (1.00x) |" in md
+    assert "The float models' latencies are shown but take no part in the front or the choice." in md
 
 
 # -- the held-out validation part ---------------------------------------------------------------

@@ -431,17 +431,18 @@ class Comparison:
             model_row(m, by_model[m], by_model[base], exports[m][1], timings[m], timings[base], twin_accuracy)
             for m in settings.models
         ]  # fmt: skip
-        teacher = self.teacher()
+        teacher, note = self.teacher(), benchmark.timing_note()
+        timed = latency_compared(rows, note)
         report = {
             "settings": settings.to_json(), "baseline": base, "recipe": dataclasses.asdict(self.plan.recipe),
             "teacher": teacher.name if teacher else None, "float_twin_test_accuracy": twin_accuracy,
-            "test_split": test_split(settings), "timing_note": benchmark.timing_note(), "models": rows,
-            "runs": records,
-            "pareto_front": pareto_front({r["model"]: (r["latency_ms"], r["validation_mean"]) for r in rows}),
+            "test_split": test_split(settings), "timing_note": note, "models": rows, "runs": records,
+            "latency_compared": [m["model"] for m in timed],
+            "pareto_front": pareto_front({r["model"]: (r["latency_ms"], r["validation_mean"]) for r in timed}),
             "budget_ms": budget_ms(budget, timings[base]["median"]), "ship": None, "ship_reason": None,
         }  # fmt: skip
         if report["budget_ms"] is not None:
-            chosen, why = choose(rows, report["budget_ms"])
+            chosen, why = choose(timed, report["budget_ms"])
             report["ship"], report["ship_reason"] = chosen and chosen["model"], why
         return report
 
@@ -554,6 +555,15 @@ def select_run(records: list[dict]) -> dict:
     return max(records, key=lambda r: (r["validation_accuracy"], -r["seed"]))
 
 
+def latency_compared(models: list[dict], timing_note: str | None) -> list[dict]:
+    """The models whose latencies this machine compares: all of them on 64-bit ARM; where
+    LCE runs its reference kernels (`timing_note`: x86), the binary ones alone (or all, if
+    none is binary), since reference binary kernels are slow against optimised float ones.
+    The Pareto front and the model to ship are chosen among these."""
+    binary = [m for m in models if not recipes.is_float(m["model"])]
+    return models if timing_note is None or not binary else binary
+
+
 def pareto_front(points: dict) -> list:
     """The keys of `points` ({key: (latency, accuracy)}) that no other point dominates (as
     fast or faster and as accurate or more, better in one), fastest first."""
@@ -630,8 +640,10 @@ def markdown(report: dict) -> str:
         "selected seed | latency ms (x baseline) | .tflite KiB | BOPs | FLOPs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    compared = set(report.get("latency_compared", [m["model"] for m in report["models"]]))
     for m in report["models"]:
         baseline = m["verdict"] is None
+        relative = f"{m['latency_relative']:.2f}x" if m["model"] in compared else "not compared"
         gains = "(baseline)" if baseline else ", ".join(_pct(g, sign=True) for g in m["gains"])
         mean_gain = "-" if baseline else _pct(m["mean_gain"], sign=True)
         p = "-" if baseline or m["p"] is None else f"{m['p']:.3g}"
@@ -639,13 +651,15 @@ def markdown(report: dict) -> str:
             f"| {m['model']} | {_pct(m['test_mean'])} [{_pct(m['test_min'])}, {_pct(m['test_max'])}] | "
             f"{gains} | {mean_gain} | {p} | {m['verdict'] or '-'} | "
             f"{_pct(m['float_gap'])} | {_pct(m['validation_mean'])} | {m['selected_seed']} | "
-            f"{m['latency_ms']:.2f} ({m['latency_relative']:.2f}x) | {m['tflite_bytes'] / 1024:.0f} | "
+            f"{m['latency_ms']:.2f} ({relative}) | {m['tflite_bytes'] / 1024:.0f} | "
             f"{m['bops']:.3g} | {m['flops']:.3g} |"
         )
     front = ", ".join(report["pareto_front"])
     lines += ["", f"Pareto front (latency against mean validation accuracy): {front}. Plots: accuracy_latency.png, curves.png."]
     if report["timing_note"]:
         lines += ["", f"Latency: median of single-image runs in LCE's interpreter on this machine ({report['timing_note']})."]
+        if compared != {m["model"] for m in report["models"]}:
+            lines[-1] += " The float models' latencies are shown but take no part in the front or the choice."
     if report["budget_ms"] is not None:
         lines += ["", f"## Within {report['budget_ms']:.2f} ms", "", f"Ship {report['ship_reason']}." if report["ship"] else report["ship_reason"] + "."]
     lines += ["", "## Runs", "", "| run | validation % | test % | selected |", "|---|---|---|---|"]
@@ -677,11 +691,13 @@ def plot(report: dict, directory: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = {m["model"]: m for m in report["models"]}
+    compared = set(report.get("latency_compared", rows))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, m in rows.items():
         ax.errorbar(m["latency_ms"], 100 * m["test_mean"], yerr=[[100 * (m["test_mean"] - m["test_min"])], [100 * (m["test_max"] - m["test_mean"])]], fmt="o", mfc="none", color="grey")
-        ax.plot(m["latency_ms"], 100 * m["validation_mean"], "o", color="C0")
-        ax.annotate(name, (m["latency_ms"], 100 * m["validation_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.plot(m["latency_ms"], 100 * m["validation_mean"], "o" if name in compared else "x", color="C0")
+        label = name if name in compared else f"{name} (latency not compared)"
+        ax.annotate(label, (m["latency_ms"], 100 * m["validation_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front = [rows[name] for name in report["pareto_front"]]
     ax.plot([m["latency_ms"] for m in front], [100 * m["validation_mean"] for m in front], "-", color="C0", label="Pareto front (validation)")
     ax.plot([], [], "o", color="C0", label="mean validation accuracy")
