@@ -276,18 +276,51 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_shipped_file_is_a_finished_study_run():
     """No one-epoch weights remain: each shipped file is the packed weights of one finished
-    (model, seed) of benchmarks/study.py (kept under benchmarks/results/, the study or a longer
-    one), byte for byte, registered with that run's recipe."""
+    (model, seed) of the earlier studies (kept under benchmarks/results/, the study or a longer
+    one), byte for byte, registered with that run's recipe; or of an `lqm compare` run
+    (`test_a_shipped_compare_run_is_its_models_selected_run`)."""
     shipped = pretrained.entries()
     assert {"reactnet-18", "reactnet-a", "float-resnet18", "float-mobilenet"} <= {w.model for w in shipped}
     for weights in shipped:
         run = ROOT / weights.recipe["run"]
+        if "compare" in weights.recipe:
+            continue
         assert run.parent.parent == ROOT / "benchmarks" / "results" and run.name == f"{weights.model}-s{weights.recipe['seed']}"
         record = json.loads((run / "results.json").read_text())
         assert pretrained.sha256(run / "model.npz") == weights.sha256, weights.model
         assert (weights.recipe["recipe"], weights.recipe["epochs"], weights.recipe["code"]) == ("paper", record["epochs_per_step"], record.get("code", "?"))
         assert weights.recipe["method"] == record["method"]
         assert abs(weights.accuracy - record["accuracy"]) <= 0.002  # packed: what inference uses
+
+
+COMPARED = [w.model for w in pretrained.entries() if "compare" in w.recipe]
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_a_shipped_compare_run_is_its_models_selected_run(name, tmp_path):
+    """Weights published from an `lqm compare` folder: its model's selected run (the best
+    validation accuracy of its seeds, as the report says), packed from that run's model.h5,
+    registered with the run's recipe and its test figure (measured once, by compare)."""
+    from larq_methods import saving
+
+    weights = pretrained.get(name)
+    folder, run = ROOT / weights.recipe["compare"], ROOT / weights.recipe["run"]
+    assert run.parent == folder and folder.parent == ROOT / "benchmarks" / "results" / "compare"
+    report = json.loads((folder / "report.json").read_text())
+    runs = [r for r in report["runs"] if r["model"] == name]
+    best = max(runs, key=lambda r: (r["validation_accuracy"], -r["seed"]))
+    assert run.name == best["run"] == next(m["selected_run"] for m in report["models"] if m["model"] == name)
+    assert weights.recipe["chosen_by"].startswith("best validation accuracy of seeds 0-")
+    config = json.loads((run / "config.json").read_text())
+    assert (weights.recipe["seed"], weights.recipe["epochs"]) == (config["seed"], config["recipe"]["epochs"])
+    assert weights.recipe["method"] == config["method"] and weights.alpha == config["alpha"]
+    assert weights.recipe["validation_accuracy"] == json.loads((run / "results.json").read_text())["eval_accuracy"]
+    assert abs(weights.accuracy - json.loads((run / "test.json").read_text())["accuracy"]) <= 0.002  # packed
+    pretrained.save_packed(saving.load_model(run / "model.h5"), tmp_path / "w.npz")
+    shipped, packed = np.load(pretrained.WEIGHTS_DIR / weights.file), np.load(tmp_path / "w.npz")
+    assert shipped.files == packed.files
+    for key in shipped.files:
+        np.testing.assert_array_equal(shipped[key], packed[key], err_msg=key)
 
 
 @pytest.mark.slow
