@@ -302,13 +302,13 @@ def test_a_shipped_compare_run_is_its_models_selected_run(name, tmp_path):
     validation accuracy of its seeds, as the report says), packed from that run's model.h5,
     registered with the run's recipe and its test figure (measured once, by compare)."""
     from larq_methods import saving
+    from zoo.compare import select_run
 
     weights = pretrained.get(name)
     folder, run = ROOT / weights.recipe["compare"], ROOT / weights.recipe["run"]
     assert run.parent == folder and folder.parent == ROOT / "benchmarks" / "results" / "compare"
     report = json.loads((folder / "report.json").read_text())
-    runs = [r for r in report["runs"] if r["model"] == name]
-    best = max(runs, key=lambda r: (r["validation_accuracy"], -r["seed"]))
+    best = select_run([r for r in report["runs"] if r["model"] == name])
     assert run.name == best["run"] == next(m["selected_run"] for m in report["models"] if m["model"] == name)
     assert weights.recipe["chosen_by"].startswith("best validation accuracy of seeds 0-")
     config = json.loads((run / "config.json").read_text())

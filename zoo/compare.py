@@ -640,7 +640,7 @@ def markdown(report: dict) -> str:
         "selected seed | latency ms (x baseline) | .tflite KiB | BOPs | FLOPs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    compared = set(report.get("latency_compared", [m["model"] for m in report["models"]]))
+    compared = set(report["latency_compared"])
     for m in report["models"]:
         baseline = m["verdict"] is None
         relative = f"{m['latency_relative']:.2f}x" if m["model"] in compared else "not compared"
@@ -691,7 +691,7 @@ def plot(report: dict, directory: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = {m["model"]: m for m in report["models"]}
-    compared = set(report.get("latency_compared", rows))
+    compared = set(report["latency_compared"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, m in rows.items():
         ax.errorbar(m["latency_ms"], 100 * m["test_mean"], yerr=[[100 * (m["test_mean"] - m["test_min"])], [100 * (m["test_max"] - m["test_mean"])]], fmt="o", mfc="none", color="grey")
