@@ -1,6 +1,8 @@
 """Training recipes: schedule, losses, weight decay, distillation, two-step transfer,
 checkpoints, resume, interruption and NaN handling."""
 
+import signal
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,6 +10,7 @@ import tensorflow as tf
 from larq_methods import costs, hooks, losses, saving, training
 from larq_methods.methods import rebnn
 from larq_methods.method import Method
+from larq_methods.training.interrupts import CheckSignals, DeferredSignals
 from tests.helpers import mini_data, mini_model, perturb
 
 
@@ -299,6 +302,115 @@ def test_an_interrupted_run_leaves_a_loadable_checkpoint(tmp_path):
     assert restore_weights(tmp_path / "run" / "checkpoints", fresh) == 0  # no epoch completed
     for w, value in zip(fresh.weights, stop.weights):
         np.testing.assert_array_equal(w.numpy(), value, err_msg=w.name)
+
+
+class _SignalAt(tf.keras.callbacks.Callback):
+    """Sends this process `signum` (`times` times) before batch `batch` of the first epoch."""
+
+    def __init__(self, batch, signum=signal.SIGINT, times=1):
+        super().__init__()
+        self.batch, self.signum, self.times = batch, signum, times
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.batch and self.times:
+            self.times, times = 0, self.times
+            for _ in range(times):
+                signal.raise_signal(self.signum)
+
+
+def _iterations(run_dir) -> int:
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    return int(tf.train.load_variable(latest, "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+@pytest.fixture
+def sigterm_interrupts():
+    """SIGTERM raising KeyboardInterrupt, as `lqm train` sets it; yields the signals seen."""
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    yield received
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_after_the_step_it_arrived_in(tmp_path, signum, sigterm_interrupts):
+    """Ctrl-C or SIGTERM before batch 2: batch 2 still trains (3 steps checkpointed), the
+    handler that was held back runs then, and the process's handlers are as before."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    x, y = mini_data(64)
+    recipe = training.Recipe(epochs=2, batch_size=16, learning_rate=1e-2)
+    with pytest.raises(training.Interrupted, match="interrupted during epoch 1; its state is checkpointed"):
+        _train(tmp_path, recipe, x=x, y=y, callbacks=[_SignalAt(2, signum)])
+    assert _iterations(tmp_path / "run") == 3
+    assert sigterm_interrupts == ([signal.SIGTERM] if signum == signal.SIGTERM else [])
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+
+
+def test_a_second_signal_interrupts_at_once(tmp_path):
+    x, y = mini_data(64)
+    recipe = training.Recipe(epochs=2, batch_size=16, learning_rate=1e-2)
+    with pytest.raises(training.Interrupted, match="interrupted during epoch 1"):
+        _train(tmp_path, recipe, x=x, y=y, callbacks=[_SignalAt(2, times=2)])
+    assert _iterations(tmp_path / "run") == 2  # batch 2 did not run
+
+
+def test_a_signal_while_tensorflow_traces_waits_until_the_trace_is_done(tmp_path):
+    """Ctrl-C while `Dataset.map` traces epoch 2's pipeline (Python inside TensorFlow,
+    where a KeyboardInterrupt can leave its function bookkeeping broken): the trace
+    finishes, and the run stops before epoch 2's first step."""
+    x, y = mini_data(64)
+    traces = []
+
+    def augment(images, labels):  # traced once per epoch: each epoch builds its pipeline
+        if len(traces) == 1:
+            signal.raise_signal(signal.SIGINT)
+        traces.append(len(traces))
+        return images, labels
+
+    recipe = training.Recipe(epochs=3, batch_size=16, learning_rate=1e-2)
+    with pytest.raises(training.Interrupted, match="interrupted during epoch 2"):
+        training.train(
+            lambda m: mini_model(m), Method(), lambda epoch, skip: _batches(x, y).map(augment).skip(skip),
+            _batches(x[:16], y[:16]), recipe, tmp_path / "run", steps_per_epoch=4, verbose=0,
+        )  # fmt: skip
+    assert traces == [0, 1]
+    assert _iterations(tmp_path / "run") == 4
+
+
+def test_evaluation_checks_for_signals_after_each_batch():
+    """`CheckSignals` runs a held-back Ctrl-C after the evaluation batch it arrived in."""
+    model = mini_model()
+    model.compile(loss="sparse_categorical_crossentropy")
+    x, y = mini_data(64)
+    seen = []
+
+    class SignalAtBatch1(tf.keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(batch)
+            if batch == 1:
+                signal.raise_signal(signal.SIGINT)
+
+    with DeferredSignals() as signals:
+        with pytest.raises(KeyboardInterrupt):
+            model.evaluate(x, y, batch_size=16, verbose=0, callbacks=[SignalAtBatch1(), CheckSignals(signals)])
+    assert seen == [0, 1]
+
+
+def test_signals_without_a_python_handler_are_left_alone():
+    """A SIGTERM that ends the process (its default) is not turned into a Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with DeferredSignals():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _PoisonAt(tf.keras.callbacks.Callback):

@@ -5,6 +5,7 @@
 - `step`: the one training step (`Trainer`) and `compile_classifier`;
 - `loop`: the epochs of one step, with history and checkpoints (`Loop`);
 - `checkpoints`: the whole run state for an exact resume;
+- `interrupts`: Ctrl-C and SIGTERM, acted on between steps;
 - `history`: `history.csv`, TensorBoard scalars, `curves.png`;
 - `precision`: mixed precision and op determinism;
 - `strategies`: `tf.distribute` strategies;

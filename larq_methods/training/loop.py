@@ -27,6 +27,7 @@ from larq_methods.training.history import (
     plot_history,
     truncate_history,
 )
+from larq_methods.training.interrupts import CheckSignals, DeferredSignals
 
 EpochData = Callable[[int, int], tf.data.Dataset]
 # the metrics the progress bar shows at an epoch's end
@@ -120,8 +121,9 @@ class Loop:
 
     def run(self) -> float:
         """Trains; returns the training seconds of the whole run. Raises `Interrupted` on
-        Ctrl-C, after checkpointing the step it stopped at, and `NonFiniteLoss` when the
-        loss became NaN (the last good checkpoint stays)."""
+        Ctrl-C (or a SIGTERM given a Python handler) after checkpointing the step it
+        stopped at, the next one (`DeferredSignals`), and `NonFiniteLoss` when the loss
+        became NaN (the last good checkpoint stays)."""
         self.train_function = self.trainer.make_train_function()
         self.history_csv = self.run_dir / "history.csv"
         truncate_history(self.history_csv, self.completed)
@@ -130,13 +132,17 @@ class Loop:
         self.step = int(self.trainer.optimizer.iterations.numpy())
         self.last_save, self.last_save_time = self.step, time.perf_counter()
         self.done, self.training_metrics, self.current = self.completed, None, self.completed
-        try:
-            for epoch in range(self.completed, self.options.epochs):
-                self.current = epoch
-                if not self._epoch(epoch):
-                    break
-        except KeyboardInterrupt:
-            self._interrupted()
+        # Ctrl-C and SIGTERM stop the run between steps, never inside TensorFlow
+        with DeferredSignals() as self.signals:
+            try:
+                for epoch in range(self.completed, self.options.epochs):
+                    self.current = epoch
+                    self.signals.check()
+                    if not self._epoch(epoch):
+                        break
+                self.signals.check()
+            except KeyboardInterrupt:
+                self._interrupted()
         return self.elapsed()
 
     def _epoch(self, epoch) -> bool:
@@ -172,6 +178,7 @@ class Loop:
         iterator = self._batches(epoch, first)
         logs = {m.name: float(m.result()) for m in self.trainer.metrics}
         for batch in range(first, steps):
+            self.signals.check()
             self.callbacks.on_train_batch_begin(batch)
             try:
                 logs = {k: float(v) for k, v in self.train_function(iterator).items()}
@@ -207,7 +214,7 @@ class Loop:
     def _evaluate(self, epoch, row) -> None:
         # evaluation resets the metrics: keep the epoch's training state for a Ctrl-C here
         self.training_metrics = [v.numpy() for m in self.trainer.metrics for v in m.variables]
-        evaluation = self.trainer.evaluate(self.eval_data, verbose=0, return_dict=True)
+        evaluation = self.trainer.evaluate(self.eval_data, verbose=0, return_dict=True, callbacks=[CheckSignals(self.signals)])
         row.update({f"val_{k}": float(v) for k, v in evaluation.items()})
         if self.options.precise_batches:  # it restores the model itself, should Ctrl-C stop it
             row["val_precise_bn_accuracy"] = precise_bn.accuracy(
