@@ -8,12 +8,14 @@ import inspect
 import json
 import math
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import lqm
+from larq_methods import training
 from larq_methods.methods import gaaf
 from larq_methods.method import Method
 from tests.test_cli import assert_one_line_error
@@ -91,6 +93,28 @@ def test_two_generations_then_a_resume_that_skips_logged_genomes(tmp_path, tiny_
     count = len(evaluated)
     again = tiny(tiny_fashion_mnist, log, 2)
     assert table(again) == table(second) and len(evaluated) == count
+
+
+def test_ctrl_c_in_a_proxy_training_stops_the_search_with_its_resume_line(tmp_path, tiny_fashion_mnist, monkeypatch):
+    """Ctrl-C while a genome trains (its run raises `Interrupted`, checkpointed in a
+    temporary folder that is removed): the search stops with the option that resumes it,
+    and the genomes scored before are in the log."""
+    trained = []
+
+    def stand_in(config, run_dir, **kwargs):
+        trained.append(config.method.gaaf)
+        if len(trained) == 3:
+            raise training.Interrupted(f"interrupted during epoch 1; its state is checkpointed in {run_dir}/checkpoints")
+        Path(run_dir).mkdir(parents=True)
+        training.append_history(Path(run_dir) / "history.csv", {"epoch": 0, "val_accuracy": len(trained) / 10})
+
+    monkeypatch.setattr(zoo_search, "run", stand_in)
+    log = tmp_path / "search.jsonl"
+    result = tiny(tiny_fashion_mnist, log, 1)
+    assert result.exit_code == 1 and result.stdout.startswith("GAAF search:"), result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]  # beside the progress bar
+    assert errors == [f"Error: interrupted; resume with the same options and --log {log}"], result.stderr
+    assert [r["genome"] for r in records(log)[1]] == trained[:2]
 
 
 def test_table_and_best_command(tmp_path, tiny_fashion_mnist, evaluated):

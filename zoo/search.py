@@ -84,6 +84,10 @@ def proxy_fitness(config: RunConfig, *, early_stop_below: float = 0.0) -> Callab
             history = training.read_history(f"{folder}/run/history.csv")
         except training.NonFiniteLoss:
             return math.nan
+        except training.Interrupted:
+            # its checkpoint goes with the temporary folder: the search stops as at Ctrl-C,
+            # and a resumed one trains this genome again
+            raise KeyboardInterrupt from None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return max(history.get("val_accuracy", [math.nan]))
