@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cli.train import _sigterm_interrupts
 from larq_methods import costs, hooks, losses, saving, training
 from larq_methods.methods import rebnn
 from larq_methods.method import Method
@@ -325,16 +326,9 @@ def _iterations(run_dir) -> int:
 
 @pytest.fixture
 def sigterm_interrupts():
-    """SIGTERM raising KeyboardInterrupt, as `lqm train` sets it; yields the signals seen."""
-    received = []
-
-    def interrupt(signum, frame):
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    yield received
-    signal.signal(signal.SIGTERM, previous)
+    """SIGTERM as `lqm train` handles it (Ctrl-C's path); yields the signals it saw."""
+    with _sigterm_interrupts() as received:
+        yield received
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
