@@ -56,14 +56,11 @@ class DeferredSignals:
 
 
 class CheckSignals(tf.keras.callbacks.Callback):
-    """Calls `signals.check()` after every batch of `Model.evaluate` or `predict`."""
+    """Calls `signals.check()` after every batch of `Model.evaluate`."""
 
     def __init__(self, signals: DeferredSignals):
         super().__init__()
         self.signals = signals
 
     def on_test_batch_end(self, batch, logs=None):
-        self.signals.check()
-
-    def on_predict_batch_end(self, batch, logs=None):
         self.signals.check()

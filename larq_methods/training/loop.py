@@ -121,9 +121,9 @@ class Loop:
 
     def run(self) -> float:
         """Trains; returns the training seconds of the whole run. Raises `Interrupted` on
-        Ctrl-C (or a SIGTERM given a Python handler) after checkpointing the step it
-        stopped at, the next one (`DeferredSignals`), and `NonFiniteLoss` when the loss
-        became NaN (the last good checkpoint stays)."""
+        Ctrl-C (or a SIGTERM given a Python handler), after finishing the step in progress
+        (`DeferredSignals`) and checkpointing, and `NonFiniteLoss` when the loss became NaN
+        (the last good checkpoint stays)."""
         self.train_function = self.trainer.make_train_function()
         self.history_csv = self.run_dir / "history.csv"
         truncate_history(self.history_csv, self.completed)
